@@ -1,0 +1,81 @@
+"""Atomic file writes: a reader sees the old file or the new one, never half of one.
+
+The temp file lives in the destination's directory (``os.replace`` is atomic only within
+one filesystem), is fsynced before the rename, and the directory is fsynced after it, so a
+kill or power loss at any instant leaves either version intact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+TMP_PREFIX = ".tmp-"
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename inside ``path`` durable (no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_path(dest: Path | str) -> Iterator[Path]:
+    """Yield a temp path beside ``dest``; on success fsync it and move it over ``dest``.
+
+    For writers that want a path (``torch.save``, ``df.to_parquet``, ``savefig``).
+    On an exception the temp file is removed and ``dest`` is untouched.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=dest.suffix, dir=dest.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, dest)
+        fsync_dir(dest.parent)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def atomic_write(dest: Path | str, write: Callable[[IO[Any]], None], mode: str = "w") -> None:
+    """Write ``dest`` atomically by calling ``write(file)`` on a temp file beside it."""
+    with atomic_path(dest) as tmp, open(tmp, mode) as f:
+        write(f)
+        f.flush()
+
+
+def atomic_write_text(dest: Path | str, text: str) -> None:
+    atomic_write(dest, lambda f: f.write(text))
+
+
+def atomic_write_bytes(dest: Path | str, data: bytes) -> None:
+    atomic_write(dest, lambda f: f.write(data), mode="wb")
+
+
+def atomic_write_json(dest: Path | str, obj: Any) -> None:
+    text = json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n"
+    atomic_write_text(dest, text)
+
+
+def is_temp(path: Path) -> bool:
+    """True for leftovers of an interrupted atomic write; readers must ignore them."""
+    return path.name.startswith(TMP_PREFIX)

@@ -1,0 +1,101 @@
+"""The state that flows from task to task, and the narrow view each task gets of it.
+
+A task sees only the keys it declared in ``@task(reads=...)`` and hands back exactly the
+keys it declared in ``writes`` (by returning a dict). That keeps the declarations true,
+which the cache keys and the wiring check depend on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ginpipe.errors import UndeclaredKeyError
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Where the run lives and who this process is in it."""
+
+    dir: Path
+    name: str
+    project: str
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        """Only the global rank 0 writes run files, metrics and plots."""
+        return self.rank == 0
+
+
+class State(Mapping[str, Any]):
+    """All keys written so far. Values from cached steps load on first access."""
+
+    def __init__(self, run: RunContext | None = None) -> None:
+        self.run = run
+        self._values: dict[str, Any] = {}
+        self._loaders: dict[str, Callable[[], Any]] = {}
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._values and key in self._loaders:
+            self._values[key] = self._loaders.pop(key)()
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter({**dict.fromkeys(self._values), **dict.fromkeys(self._loaders)})
+
+    def __len__(self) -> int:
+        return len(set(self._values) | set(self._loaders))
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._values or key in self._loaders
+
+    def set(self, key: str, value: Any) -> None:
+        self._loaders.pop(key, None)
+        self._values[key] = value
+
+    def set_lazy(self, key: str, load: Callable[[], Any]) -> None:
+        """Make ``key`` available, loading it with ``load()`` only if someone reads it."""
+        self._values.pop(key, None)
+        self._loaders[key] = load
+
+    def is_loaded(self, key: str) -> bool:
+        return key in self._values
+
+
+class TaskView(Mapping[str, Any]):
+    """Read-only view of the state restricted to one task's declared reads."""
+
+    def __init__(self, state: State, task: str, reads: tuple[str, ...]) -> None:
+        self._state = state
+        self._task = task
+        self._reads = reads
+
+    @property
+    def run(self) -> RunContext:
+        if self._state.run is None:
+            raise RuntimeError(f"task '{self._task}' needs a run context, but none was given")
+        return self._state.run
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._reads:
+            raise UndeclaredKeyError(
+                f"task '{self._task}' read '{key}' but declares reads={self._reads!r}; "
+                f"add '{key}' to its @task(reads=...)"
+            )
+        return self._state[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return (k for k in self._reads if k in self._state)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        raise UndeclaredKeyError(
+            f"task '{self._task}' assigned state['{key}']; a task returns its outputs instead: "
+            f"return {{'{key}': ...}} and declare it in @task(writes=...)"
+        )

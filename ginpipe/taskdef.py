@@ -1,0 +1,114 @@
+"""The ``@task`` decorator: a plain function becomes a configurable pipeline step.
+
+    @task(reads=("dataset",), writes=("splits",))
+    def split_dataset(state, *, method="stratified", test_size=0.2, seed=0):
+        ...
+        return {"splits": splits}
+
+The function stays an ordinary function (gin fills its keyword parameters). Declaring
+what it reads and writes lets the runner check the wiring before any work, compute cache
+keys before running, and refuse undeclared access.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import gin
+
+from ginpipe.errors import UndeclaredKeyError
+
+SPEC_ATTR = "__ginpipe_task__"
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What the runner knows about a task besides its parameters."""
+
+    name: str
+    fn: Callable[..., Any]
+    reads: tuple[str, ...]
+    writes: tuple[str, ...]
+    cache: bool = True
+    main_only: bool = False
+    pickle_ok: tuple[str, ...] = ()
+
+    @property
+    def qualname(self) -> str:
+        return f"{self.fn.__module__}.{self.fn.__qualname__}"
+
+
+def task(
+    reads: tuple[str, ...] | list[str] = (),
+    writes: tuple[str, ...] | list[str] = (),
+    *,
+    cache: bool = True,
+    main_only: bool = False,
+    pickle_ok: tuple[str, ...] | list[str] = (),
+    name: str | None = None,
+    module: str | None = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register ``fn`` as a gin-configurable task.
+
+    Args:
+        reads: state keys the task reads (``state[key]``).
+        writes: state keys the task returns, as a dict.
+        cache: store the outputs and skip the task when its inputs are unchanged.
+            Use ``False`` for cheap steps whose value is files written to the run dir.
+        main_only: run only on global rank 0 (reports, plots); other ranks stop before it.
+        pickle_ok: output keys that may be stored with pickle when no safe codec fits.
+        name, module: the gin name (defaults: the function name and its module).
+    """
+    reads, writes, pickle_ok = tuple(reads), tuple(writes), tuple(pickle_ok)
+    unknown = set(pickle_ok) - set(writes)
+    if unknown:
+        raise ValueError(f"pickle_ok names keys the task does not write: {sorted(unknown)}")
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        spec = TaskSpec(
+            name=name or fn.__name__,
+            fn=fn,
+            reads=reads,
+            writes=writes,
+            cache=cache,
+            main_only=main_only,
+            pickle_ok=pickle_ok,
+        )
+        wrapper = gin.configurable(name or fn.__name__, module=module)(fn)
+        setattr(wrapper, SPEC_ATTR, spec)
+        return wrapper
+
+    return decorate
+
+
+def spec_of(obj: Any) -> TaskSpec:
+    """The TaskSpec of a task reference from the config (``@my_task``)."""
+    spec = getattr(obj, SPEC_ATTR, None)
+    if spec is None:
+        name = getattr(obj, "__name__", repr(obj))
+        raise TypeError(f"'{name}' is not a task; decorate it with @ginpipe.task(...)")
+    return spec
+
+
+def check_outputs(spec: TaskSpec, result: Any) -> dict[str, Any]:
+    """A task returns a dict of exactly its declared writes (or None if it writes nothing)."""
+    if result is None:
+        result = {}
+    if not isinstance(result, Mapping):
+        raise UndeclaredKeyError(
+            f"task '{spec.name}' returned {type(result).__name__}; "
+            f"a task returns a dict of its writes {spec.writes!r}"
+        )
+    extra = [k for k in result if k not in spec.writes]
+    missing = [k for k in spec.writes if k not in result]
+    if extra:
+        raise UndeclaredKeyError(
+            f"task '{spec.name}' wrote {extra} but declares writes={spec.writes!r}"
+        )
+    if missing:
+        raise UndeclaredKeyError(
+            f"task '{spec.name}' declares writes={spec.writes!r} but did not return {missing}"
+        )
+    return dict(result)
