@@ -18,6 +18,15 @@ from typing import IO, Any
 TMP_PREFIX = ".tmp-"
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+UMASK = _umask()
+
+
 def fsync_dir(path: Path) -> None:
     """Make a rename inside ``path`` durable (no-op where directories cannot be opened)."""
     try:
@@ -44,6 +53,7 @@ def atomic_path(dest: Path | str) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=dest.suffix, dir=dest.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp makes 0600; results are meant to be shared
     try:
         yield tmp
         with open(tmp, "rb+") as f:

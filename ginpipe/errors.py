@@ -61,7 +61,7 @@ class TaskFailed(Exception):
         self.cause = cause
 
 
-class Interrupted(Exception):
+class Interrupted(BaseException):
     """SIGINT/SIGTERM reached the run; the state was saved and the run can be resumed."""
 
     def __init__(self, signum: int) -> None:

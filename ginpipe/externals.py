@@ -51,7 +51,8 @@ def register_all() -> None:
     schedulers = [
         o
         for o in _classes(lr_scheduler, object, dir(lr_scheduler))
-        if o.__module__ == lr_scheduler.__name__ and o.__name__[0].isupper()
+        if o.__module__ == lr_scheduler.__name__
+        and o.__name__[0].isupper()
         and o.__name__ not in {"LRScheduler", "Optimizer", "Tensor"}
     ]
     _register(schedulers, "torch.optim.lr_scheduler")

@@ -33,7 +33,9 @@ class TaskSpec:
     writes: tuple[str, ...]
     cache: bool = True
     main_only: bool = False
+    all_ranks: bool = False
     pickle_ok: tuple[str, ...] = ()
+    hints: tuple[tuple[str, str], ...] = ()
 
     @property
     def qualname(self) -> str:
@@ -46,7 +48,9 @@ def task(
     *,
     cache: bool = True,
     main_only: bool = False,
+    all_ranks: bool = False,
     pickle_ok: tuple[str, ...] | list[str] = (),
+    hints: dict[str, str] | None = None,
     name: str | None = None,
     module: str | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -58,7 +62,10 @@ def task(
         cache: store the outputs and skip the task when its inputs are unchanged.
             Use ``False`` for cheap steps whose value is files written to the run dir.
         main_only: run only on global rank 0 (reports, plots); other ranks stop before it.
+        all_ranks: under DDP every rank runs it together (training); by default rank 0
+            computes a cached task and the other ranks read its stored outputs.
         pickle_ok: output keys that may be stored with pickle when no safe codec fits.
+        hints: per required parameter, what to tell a user who did not set it.
         name, module: the gin name (defaults: the function name and its module).
     """
     reads, writes, pickle_ok = tuple(reads), tuple(writes), tuple(pickle_ok)
@@ -74,7 +81,9 @@ def task(
             writes=writes,
             cache=cache,
             main_only=main_only,
+            all_ranks=all_ranks,
             pickle_ok=pickle_ok,
+            hints=tuple((hints or {}).items()),
         )
         wrapper = gin.configurable(name or fn.__name__, module=module)(fn)
         setattr(wrapper, SPEC_ATTR, spec)

@@ -1,0 +1,222 @@
+"""Cache keys: what a task's result depends on, hashed before the task runs.
+
+A task's key covers its identity, the source of its module and of the project modules
+that module uses (coarse on purpose: over-invalidation is fine, a stale hit is not), its
+resolved gin parameters (references followed, never called), the files those parameters
+name, key library versions, and the keys of the artifacts it reads. An artifact's key is
+its producer's key plus its name, so large data is never re-hashed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import os
+import sys
+import sysconfig
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import gin
+
+from ginpipe import __version__
+
+KEY_FORMAT = 1
+LIBRARIES = ("torch", "pytorch-lightning", "numpy", "pandas", "scikit-learn", "gin-config")
+_MAX_TREE_FILES = 200_000
+
+
+def digest(obj: Any) -> str:
+    """sha256 of the canonical JSON of ``obj``."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def task_key(selector: str, fn: Any, scope: str, input_keys: Mapping[str, str]) -> str:
+    """The cache key of one task call; ``input_keys`` maps each read to its artifact key."""
+    return digest(
+        {
+            "format": KEY_FORMAT,
+            "task": selector,
+            "scope": scope,
+            "code": code_fingerprint(fn),
+            "params": bound_parameters(selector, scope),
+            "inputs": dict(sorted(input_keys.items())),
+            "libraries": library_versions(),
+        }
+    )
+
+
+def artifact_key(producer_key: str, name: str) -> str:
+    return digest({"producer": producer_key, "name": name})
+
+
+# -- parameters ------------------------------------------------------------------------------
+
+
+def bound_parameters(selector: str, scope: str = "", _seen: frozenset[str] = frozenset()) -> Any:
+    """The gin bindings that apply to ``selector`` in ``scope``, references followed.
+
+    Reads gin's bindings directly: ``query_parameter`` returns unresolved macros and
+    ``get_bindings`` would call ``@X()`` references (gin notes, trap 10).
+    """
+    if selector in _seen:
+        return {"cycle": selector}
+    seen = _seen | {selector}
+    scopes = _scope_prefixes(scope)
+    params: dict[str, Any] = {}
+    for (bound_scope, bound_selector), values in gin.config._CONFIG.items():
+        if bound_selector != selector or bound_scope not in scopes:
+            continue
+        for name, value in values.items():
+            params[f"{bound_scope}/{name}" if bound_scope else name] = _canonical(value, seen)
+    return dict(sorted(params.items()))
+
+
+def _scope_prefixes(scope: str) -> set[str]:
+    parts = [p for p in scope.split("/") if p]
+    return {"/".join(parts[:i]) for i in range(len(parts) + 1)}
+
+
+def _canonical(value: Any, seen: frozenset[str]) -> Any:
+    if isinstance(value, gin.config.ConfigurableReference):
+        return _reference(value, seen)
+    if isinstance(value, (list, tuple)):
+        return [type(value).__name__, [_canonical(v, seen) for v in value]]
+    if isinstance(value, dict):
+        return {"dict": [[_canonical(k, seen), _canonical(v, seen)] for k, v in value.items()]}
+    if isinstance(value, str):
+        return {"str": value, "file": file_fingerprint(value)} if _looks_like_path(value) else value
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return {"repr": repr(value), "type": type(value).__qualname__}
+
+
+def _reference(ref: Any, seen: frozenset[str]) -> Any:
+    configurable = ref._configurable
+    scope = "/".join(ref._scopes)
+    if configurable.selector == "gin.macro":
+        macro = gin.config._CONFIG.get((scope, "gin.macro"), {})
+        return {"macro": scope, "value": _canonical(macro.get("value"), seen)}
+    return {
+        "ref": configurable.selector,
+        "call": bool(ref._evaluate),
+        "scope": scope,
+        "code": code_fingerprint(configurable.wrapped),
+        "params": bound_parameters(configurable.selector, scope, seen),
+    }
+
+
+def _looks_like_path(value: str) -> bool:
+    return ("/" in value or "." in value) and len(value) < 4096 and os.path.exists(value)
+
+
+def file_fingerprint(path: str) -> Any:
+    """Size and mtime of a file, or of every file in a folder (cheap, no reading)."""
+    p = Path(path)
+    if p.is_file():
+        st = p.stat()
+        return [st.st_size, st.st_mtime_ns]
+    h = hashlib.sha256()
+    for count, (root, dirs, files) in enumerate(os.walk(p)):
+        dirs.sort()
+        if count > _MAX_TREE_FILES:
+            break
+        for name in sorted(files):
+            st = os.stat(os.path.join(root, name))
+            h.update(f"{os.path.relpath(root, p)}/{name}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+# -- code ------------------------------------------------------------------------------------
+
+
+def code_fingerprint(fn: Any) -> str:
+    """Hash of the sources a callable depends on, or the library version if third-party."""
+    module = getattr(fn, "__module__", None) or ""
+    return _module_closure_digest(module)
+
+
+@cache
+def _module_closure_digest(module_name: str) -> str:
+    module = sys.modules.get(module_name)
+    if module is None or not _is_project_module(module):
+        top = module_name.split(".")[0]
+        return f"{top}=={_version_of(top)}"
+    files = sorted(_project_closure(module))
+    h = hashlib.sha256()
+    for file in files:
+        h.update(file.encode())
+        h.update(Path(file).read_bytes())
+    return h.hexdigest()
+
+
+def _project_closure(module: Any) -> set[str]:
+    """Files of ``module`` and of the project modules it references, transitively."""
+    files: set[str] = set()
+    stack = [module]
+    visited: set[str] = set()
+    while stack:
+        mod = stack.pop()
+        if mod.__name__ in visited:
+            continue
+        visited.add(mod.__name__)
+        files.add(mod.__file__)
+        for value in list(vars(mod).values()):
+            dep = _module_of(value)
+            if dep is not None and dep.__name__ not in visited and _is_project_module(dep):
+                stack.append(dep)
+    return files
+
+
+def _module_of(value: Any) -> Any:
+    if isinstance(value, type(sys)):
+        return value
+    name = getattr(value, "__module__", None)
+    return sys.modules.get(name) if isinstance(name, str) else None
+
+
+@cache
+def _library_roots() -> tuple[str, ...]:
+    paths = sysconfig.get_paths()
+    roots = {paths["stdlib"], paths["platstdlib"], paths["purelib"], paths["platlib"]}
+    return tuple(str(Path(r).resolve()) for r in roots if r)
+
+
+def _is_project_module(module: Any) -> bool:
+    """User or task code: a source file outside the interpreter's library folders.
+
+    The engine itself is left out (its version is in every key instead), so editing a
+    task reruns that task, not everything.
+    """
+    file = getattr(module, "__file__", None)
+    name = getattr(module, "__name__", "")
+    if not file or not file.endswith(".py") or name == "ginpipe" or name.startswith("ginpipe."):
+        return False
+    resolved = str(Path(file).resolve())
+    return not any(resolved.startswith(root) for root in _library_roots())
+
+
+@cache
+def _version_of(top_level: str) -> str:
+    aliases = {
+        "sklearn": "scikit-learn",
+        "pytorch_lightning": "pytorch-lightning",
+        "gin": "gin-config",
+        "PIL": "pillow",
+    }
+    try:
+        return importlib.metadata.version(aliases.get(top_level, top_level))
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+@cache
+def library_versions() -> dict[str, str]:
+    versions = {name: _version_of(name) for name in LIBRARIES}
+    versions["ginpipe"] = __version__
+    versions["python"] = sys.version.split()[0]
+    return versions

@@ -1,0 +1,25 @@
+"""Logging: loguru to the console and to the run's log file (one per rank)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from loguru import logger
+
+CONSOLE_FORMAT = "<green>{time:HH:mm:ss}</green> <level>{level: <7}</level> {extra[tag]}{message}"
+FILE_FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <7} | {extra[tag]}{message}"
+
+
+def setup_console(verbose: bool, rank: int = 0) -> None:
+    """Rank 0 logs to the console; other ranks log to their files only (and warnings)."""
+    logger.remove()
+    logger.configure(extra={"tag": f"[rank {rank}] " if rank else ""})
+    level = "DEBUG" if verbose else ("INFO" if rank == 0 else "WARNING")
+    logger.add(sys.stderr, level=level, format=CONSOLE_FORMAT, colorize=None)
+
+
+def add_run_log(run_dir: Path, rank: int = 0) -> int:
+    """Append to ``run.log`` (rank 0) or ``run.rank<N>.log``; returns the sink id."""
+    name = "run.log" if rank == 0 else f"run.rank{rank}.log"
+    return logger.add(run_dir / name, level="DEBUG", format=FILE_FORMAT, enqueue=False)

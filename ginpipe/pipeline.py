@@ -1,0 +1,321 @@
+"""Run the task list: check the wiring, decide what the cache can skip, run the rest.
+
+Every cache key is computable before any task runs (it depends on code, parameters and
+the keys of the inputs, never on their values), so the whole plan -- which tasks run and
+which are read from the store -- is known up front and shown by ``--dry-run``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import gin
+from loguru import logger
+
+from ginpipe import fingerprint
+from ginpipe.errors import ConfigError, GinpipeError, Interrupted, TaskFailed, WiringError
+from ginpipe.events import Events, TaskEvent
+from ginpipe.state import RunContext, State, TaskView
+from ginpipe.store import ArtifactStore, CorruptArtifact
+from ginpipe.taskdef import TaskSpec, check_outputs, spec_of
+
+
+@gin.configurable("run", module="ginpipe")
+def run_settings(
+    tasks: Sequence[Any] = gin.REQUIRED,
+    observers: Sequence[Any] = (),
+    main_metric: str = "accuracy",
+    report_key: str = "metrics",
+) -> dict[str, Any]:
+    """The pipeline as the config states it.
+
+    Args:
+        tasks: task references in order, e.g. ``[@seed_everything, @load_sklearn, ...]``.
+        observers: objects receiving run/task events (notifiers, trackers).
+        main_metric: the metric ``ginpipe runs`` shows.
+        report_key: the state key whose dict of numbers is copied into ``run.json``.
+    """
+    return {
+        "tasks": list(tasks),
+        "observers": list(observers),
+        "main_metric": main_metric,
+        "report_key": report_key,
+    }
+
+
+@dataclass
+class Step:
+    """One task in the plan."""
+
+    index: int
+    spec: TaskSpec
+    call: Any  # the (possibly scoped) gin wrapper; calling it applies the bindings
+    selector: str
+    scope: str
+    key: str = ""
+    inputs: dict[str, str] = field(default_factory=dict)
+    action: str = "run"  # run | cached | wait | skip
+    reason: str = ""
+    transient: tuple[str, ...] = ()
+
+
+def task_steps(tasks: Sequence[Any]) -> list[Step]:
+    """Pair each task callable from ``run.tasks`` with its gin selector and scope."""
+    refs = _task_references()
+    if len(refs) != len(tasks):
+        refs = [None] * len(tasks)
+    steps = []
+    for i, (call, ref) in enumerate(zip(tasks, refs, strict=True)):
+        try:
+            spec = spec_of(call)
+        except TypeError as e:
+            raise ConfigError(f"run.tasks[{i}]: {e}") from e
+        if ref is not None:
+            selector, scope = ref._configurable.selector, "/".join(ref._scopes)
+        else:
+            selector, scope = f"{spec.fn.__module__}.{spec.name}", ""
+        steps.append(Step(index=i, spec=spec, call=call, selector=selector, scope=scope))
+    return steps
+
+
+def _task_references() -> list[Any]:
+    """The references bound to ``run.tasks`` with macros followed (never called)."""
+    try:
+        value = gin.query_parameter("ginpipe.run.tasks")
+    except ValueError:
+        return []
+    while isinstance(value, gin.config.ConfigurableReference) and (
+        value._configurable.selector == "gin.macro"
+    ):
+        value = gin.config._CONFIG.get(("/".join(value._scopes), "gin.macro"), {}).get("value")
+    if not isinstance(value, (list, tuple)):
+        return []
+    return [v if isinstance(v, gin.config.ConfigurableReference) else None for v in value]
+
+
+def check_wiring(steps: Sequence[Step]) -> None:
+    """Every read must be written by an earlier task; say which task and which key."""
+    if not steps:
+        raise WiringError("run.tasks is empty: list at least one task")
+    written: dict[str, str] = {}
+    for step in steps:
+        for key in step.spec.reads:
+            if key not in written:
+                later = next((s.spec.name for s in steps if key in s.spec.writes), None)
+                where = (
+                    f"'{later}' writes it only later; move it before"
+                    if later
+                    else "no task in run.tasks writes it"
+                )
+                raise WiringError(f"task '{step.spec.name}' reads '{key}', but {where}")
+        for key in step.spec.writes:
+            written[key] = step.spec.name
+
+
+def check_required(steps: Sequence[Step]) -> None:
+    """Fail before any work if a task's required parameter is not bound in the config."""
+    for step in steps:
+        hints = dict(step.spec.hints)
+        for name, param in inspect.signature(step.spec.fn).parameters.items():
+            if param.default is not gin.REQUIRED:
+                continue
+            scopes = fingerprint._scope_prefixes(step.scope)
+            bound = any(
+                sel == step.selector and sc in scopes and name in values
+                for (sc, sel), values in gin.config._CONFIG.items()
+            )
+            if not bound:
+                hint = hints.get(
+                    name, f"set it in a config file or with --mod {step.spec.name}.{name}=..."
+                )
+                raise ConfigError(f"{step.spec.name}.{name} is required but not set: {hint}")
+
+
+def plan(
+    steps: list[Step],
+    store: ArtifactStore | None,
+    *,
+    rerun: Sequence[str] = (),
+    use_cache: bool = True,
+    is_main: bool = True,
+) -> list[Step]:
+    """Compute each key, then decide per task: run it, read it, or wait for rank 0."""
+    artifact: dict[str, str] = {}
+    unknown = set(rerun) - {s.spec.name for s in steps}
+    if unknown:
+        names = [s.spec.name for s in steps]
+        raise ConfigError(f"--rerun names unknown task(s) {sorted(unknown)}; tasks are {names}")
+    forced = False
+    for step in steps:
+        step.inputs = {k: artifact[k] for k in step.spec.reads}
+        step.key = fingerprint.task_key(step.selector, step.spec.fn, step.scope, step.inputs)
+        for name in step.spec.writes:
+            artifact[name] = fingerprint.artifact_key(step.key, name)
+        forced = forced or step.spec.name in rerun
+        step.action, step.reason = _decide(step, store, forced, use_cache, is_main)
+    _run_producers_of_transient_inputs(steps)
+    return steps
+
+
+def _decide(
+    step: Step, store: ArtifactStore | None, forced: bool, use_cache: bool, is_main: bool
+) -> tuple[str, str]:
+    spec = step.spec
+    if spec.main_only and not is_main:
+        return "skip", "runs on rank 0 only"
+    if not spec.cache:
+        return "run", "not cached"
+    if forced:
+        return "run", "--rerun"
+    if not use_cache or store is None:
+        return "run", "cache off"
+    entry = store.lookup(step.key)
+    if entry is not None:
+        step.transient = tuple(entry.transient)
+        return "cached", "unchanged"
+    if not is_main and not spec.all_ranks:
+        return "wait", "rank 0 computes it"
+    return "run", "new or changed"
+
+
+def _run_producers_of_transient_inputs(steps: list[Step]) -> None:
+    """A cached task whose output was not storable must run again if a running task needs it."""
+    needed: set[str] = set()
+    for step in reversed(steps):
+        if step.action == "cached" and needed & set(step.transient):
+            step.action, step.reason = "run", "needed output was not storable"
+        if step.action in ("run", "wait"):
+            needed |= set(step.spec.reads)
+
+
+class Pipeline:
+    """Executes a plan against a state, reporting to observers."""
+
+    def __init__(
+        self,
+        steps: list[Step],
+        *,
+        store: ArtifactStore | None,
+        run: RunContext,
+        events: Events,
+        wait_timeout: float = 3600.0,
+    ) -> None:
+        self.steps = steps
+        self.store = store
+        self.run = run
+        self.events = events
+        self.wait_timeout = wait_timeout
+        self.state = State(run)
+        self._warned_transient: set[str] = set()
+
+    def execute(self) -> State:
+        total = len(self.steps)
+        for step in self.steps:
+            if step.action == "skip":
+                logger.debug(
+                    f"[{step.index + 1}/{total}] {step.spec.name}: skipped ({step.reason})"
+                )
+                continue
+            event = TaskEvent(task=step.spec.name, index=step.index, total=total, key=step.key)
+            self.events.emit("on_task_start", event)
+            t0 = time.perf_counter()
+            if step.action == "wait":
+                self._wait_for(step)
+            if step.action in ("cached", "wait"):
+                self._expose_stored(step)
+                event.status = "cached"
+            else:
+                self._run(step, event, t0)
+                event.status = "completed"
+            event.seconds = time.perf_counter() - t0
+            if event.status == "cached":
+                producer = self._producer_run(step)
+                event.detail = {"from_run": producer} if producer else {}
+                logger.info(f"[{step.index + 1}/{total}] {step.spec.name}: reused from cache")
+            else:
+                logger.info(
+                    f"[{step.index + 1}/{total}] {step.spec.name}: done in {event.seconds:.2f}s"
+                )
+            self.events.emit("on_task_end", event)
+        return self.state
+
+    def _run(self, step: Step, event: TaskEvent, t0: float) -> None:
+        spec = step.spec
+        logger.info(f"[{step.index + 1}/{len(self.steps)}] {spec.name}: running ({step.reason})")
+        try:
+            result = step.call(TaskView(self.state, spec.name, spec.reads))
+            outputs = check_outputs(spec, result)
+        except (Interrupted, KeyboardInterrupt):
+            raise
+        except BaseException as e:
+            event.status, event.seconds = "failed", time.perf_counter() - t0
+            event.error = _describe(e)
+            self.events.emit("on_task_failed", event)
+            if isinstance(e, GinpipeError):
+                raise
+            raise TaskFailed(spec.name, e) from e
+        for name, value in outputs.items():
+            self.state.set(name, value)
+        if spec.cache and self.store is not None and self.run.is_main:
+            self._save(step, outputs)
+
+    def _save(self, step: Step, outputs: dict[str, Any]) -> None:
+        meta = {"run": str(self.run.dir), "selector": step.selector}
+        result = self.store.save(
+            step.key, outputs, task=step.spec.name, meta=meta, pickle_ok=step.spec.pickle_ok
+        )
+        for name in result.transient:
+            if name not in self._warned_transient:
+                self._warned_transient.add(name)
+                logger.warning(
+                    f"{step.spec.name}: output '{name}' has no safe storage format; it is kept "
+                    f"in memory and recomputed when needed (opt in with @task(pickle_ok=...))"
+                )
+
+    def _expose_stored(self, step: Step) -> None:
+        for name in step.spec.writes:
+            self.state.set_lazy(name, lambda name=name, step=step: self._load(step, name))
+
+    def _load(self, step: Step, name: str) -> Any:
+        """Read one stored output; a corrupt or vanished artifact is recomputed, not fatal."""
+        assert self.store is not None
+        try:
+            if name in step.transient:
+                raise CorruptArtifact(f"'{name}' was not stored")
+            return self.store.load(step.key, name, allow_pickle=name in step.spec.pickle_ok)
+        except CorruptArtifact as e:
+            logger.warning(f"{step.spec.name}: stored '{name}' unusable ({e}); recomputing")
+        event = TaskEvent(
+            task=step.spec.name, index=step.index, total=len(self.steps), key=step.key
+        )
+        self._run(step, event, time.perf_counter())
+        return self.state[name]
+
+    def _wait_for(self, step: Step) -> None:
+        """Ranks > 0 wait for rank 0 to commit a shared task's outputs."""
+        assert self.store is not None
+        deadline = time.monotonic() + self.wait_timeout
+        delay = 0.05
+        logger.info(f"{step.spec.name}: waiting for rank 0's result")
+        while self.store.lookup(step.key) is None:
+            if time.monotonic() > deadline:
+                raise TaskFailed(step.spec.name, TimeoutError("rank 0 did not commit in time"))
+            time.sleep(delay)
+            delay = min(delay * 1.5, 1.0)
+        entry = self.store.lookup(step.key)
+        step.transient = tuple(entry.transient) if entry else ()
+
+    def _producer_run(self, step: Step) -> str | None:
+        if self.store is None:
+            return None
+        entry = self.store.lookup(step.key)
+        run = (entry.meta or {}).get("run") if entry else None
+        return run if run and run != str(self.run.dir) else None
+
+
+def _describe(e: BaseException) -> str:
+    return str(e) if isinstance(e, GinpipeError) else f"{type(e).__name__}: {e}"

@@ -1,0 +1,48 @@
+"""Where a run came from: git commit and dirty flag, versions, host, command line."""
+
+from __future__ import annotations
+
+import platform
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from ginpipe.fingerprint import library_versions
+
+
+def _git(args: list[str], cwd: Path) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout
+
+
+def git_state(cwd: Path | None = None) -> dict[str, Any] | None:
+    """Commit, branch and dirty flag of the repository holding ``cwd``; None outside git."""
+    cwd = cwd or Path.cwd()
+    root = _git(["rev-parse", "--show-toplevel"], cwd)
+    if root is None:
+        return None
+    commit = (_git(["rev-parse", "HEAD"], cwd) or "").strip() or None
+    status = _git(["status", "--porcelain", "--untracked-files=no"], cwd) or ""
+    branch = (_git(["rev-parse", "--abbrev-ref", "HEAD"], cwd) or "").strip() or None
+    return {"root": root.strip(), "commit": commit, "branch": branch, "dirty": bool(status)}
+
+
+def git_diff(cwd: Path | None = None) -> str:
+    """The uncommitted changes to tracked files (saved with a dirty run)."""
+    return _git(["diff", "HEAD"], cwd or Path.cwd()) or ""
+
+
+def environment() -> dict[str, Any]:
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "host": socket.gethostname(),
+        "versions": library_versions(),
+    }

@@ -1,0 +1,266 @@
+"""``ginpipe run`` and ``ginpipe resume``: config -> plan -> run directory -> pipeline.
+
+The order matters: everything a user can get wrong (files, syntax, names, mods, wiring,
+required parameters, a locked or conflicting run directory) is checked before any task
+runs and before anything in an existing run directory is touched.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gin
+from loguru import logger
+
+from ginpipe import distributed, rundir
+from ginpipe.atomic import atomic_write_text
+from ginpipe.config import Composition, compose, compose_text
+from ginpipe.errors import EXIT_OK, ConfigError, GinpipeError, Interrupted, RunDirError, TaskFailed
+from ginpipe.events import Events
+from ginpipe.log import add_run_log
+from ginpipe.pipeline import (
+    Pipeline,
+    Step,
+    check_required,
+    check_wiring,
+    plan,
+    run_settings,
+    task_steps,
+)
+from ginpipe.provenance import environment, git_diff, git_state
+from ginpipe.state import RunContext
+from ginpipe.store import ArtifactStore
+
+CACHE_DIR = ".cache"
+
+
+@dataclass
+class RunRequest:
+    files: list[str] = field(default_factory=list)
+    mods: list[str] = field(default_factory=list)
+    name: str | None = None
+    project: str | None = None
+    root: Path = Path("experiments")
+    resume: Path | None = None
+    dry_run: bool = False
+    use_cache: bool = True
+    rerun: list[str] = field(default_factory=list)
+    argv: list[str] = field(default_factory=lambda: list(sys.argv))
+
+
+@dataclass
+class Prepared:
+    composition: Composition
+    settings: dict[str, Any]
+    steps: list[Step]
+
+
+def default_project() -> str:
+    """The current folder's name: a run belongs to the code it was started from."""
+    name = Path.cwd().name or "default"
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
+
+
+def prepare(request: RunRequest) -> Prepared:
+    """Compose and validate the config; nothing is written."""
+    if request.resume is not None:
+        run = rundir.RunDir(request.resume)
+        if not run.exists():
+            raise ConfigError(f"not a run directory (no {rundir.CONFIG}): {request.resume}")
+        composition = compose_text(run.config_text(), str(run.file(rundir.CONFIG)), request.mods)
+    else:
+        composition = compose(request.files, request.mods)
+    settings = run_settings()
+    steps = task_steps(settings["tasks"])
+    check_wiring(steps)
+    check_required(steps)
+    return Prepared(composition, settings, steps)
+
+
+def run_path(request: RunRequest, composition: Composition, ranks: distributed.Ranks) -> Path:
+    """Decide the run directory once; children and requeued jobs reuse it."""
+    if request.resume is not None:
+        return request.resume
+    inherited = distributed.inherited_run_dir()
+    if inherited is not None:
+        return inherited
+    project_dir = request.root / (request.project or default_project())
+    name = request.name or distributed.scheduler_run_name() or distributed.launcher_run_name()
+    if name:
+        if "/" in name or name in (".", ".."):
+            raise ConfigError(f"--name must be a plain directory name, got {name!r}")
+        return project_dir / name
+    if not ranks.is_main:
+        raise ConfigError(
+            "ranks started together (torchrun) need one run name: pass --name NAME "
+            "or torchrun --rdzv-id ID"
+        )
+    if request.dry_run:
+        return project_dir / rundir.generated_name(composition.digest)
+    return rundir.create_unique(project_dir, rundir.generated_name(composition.digest))
+
+
+def execute(request: RunRequest) -> int:
+    """Run (or resume) and return the process exit code."""
+    ranks = distributed.detect()
+    prepared = prepare(request)
+    path = run_path(request, prepared.composition, ranks)
+    store = ArtifactStore(path.parent.parent / CACHE_DIR)
+    steps = plan(
+        prepared.steps,
+        store,
+        rerun=request.rerun,
+        use_cache=request.use_cache,
+        is_main=ranks.is_main,
+    )
+    if request.dry_run:
+        print_plan(path, steps)
+        return EXIT_OK
+    run = rundir.RunDir(path)
+    lock = rundir.RunLock(run) if ranks.is_main else None
+    if ranks.is_main:
+        path.mkdir(parents=True, exist_ok=True)
+        lock.acquire()
+    try:
+        if ranks.is_main:
+            _write_run_files(run, request, prepared.composition)
+            distributed.hand_down_run_dir(path)
+        return _run_pipeline(run, request, prepared, steps, store, ranks)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _write_run_files(run: rundir.RunDir, request: RunRequest, composition: Composition) -> None:
+    if request.resume is not None:
+        old = (
+            run.file(rundir.OVERRIDES).read_text().splitlines()
+            if run.file(rundir.OVERRIDES).exists()
+            else []
+        )
+        rundir.write_config_files(run, composition.text, composition.bindings, old + request.mods)
+        return
+    if run.exists():
+        rundir.check_same_config(run, composition.digest, composition.bindings)
+        return
+    rundir.write_config_files(run, composition.text, composition.bindings, request.mods)
+
+
+def _run_pipeline(
+    run: rundir.RunDir,
+    request: RunRequest,
+    prepared: Prepared,
+    steps: list[Step],
+    store: ArtifactStore,
+    ranks: distributed.Ranks,
+) -> int:
+    sink = add_run_log(run.path, ranks.rank)
+    context = RunContext(run.path, run.name, run.project, ranks.rank, ranks.world_size)
+    observers: list[Any] = []
+    if ranks.is_main:
+        git = git_state()
+        if git and git["dirty"]:
+            atomic_write_text(run.file(rundir.GIT_DIFF), git_diff())
+        base = {
+            "name": run.name,
+            "project": run.project,
+            "dir": str(run.path.resolve()),
+            "argv": request.argv,
+            "cwd": os.getcwd(),
+            "config_files": prepared.composition.files,
+            "overrides": prepared.composition.mods,
+            "config_digest": prepared.composition.digest,
+            "main_metric": prepared.settings["main_metric"],
+            "git": git,
+            **environment(),
+            "world_size": ranks.world_size,
+            "launcher": ranks.launcher,
+        }
+        observers = [rundir.RunRecord(run, base), *prepared.settings["observers"]]
+    events = Events(observers)
+    logger.info(f"run directory: {run.path}")
+    events.emit("on_run_start", {"dir": str(run.path), "name": run.name})
+    outcome: dict[str, Any] = {"status": "failed", "exit_code": 1}
+    try:
+        with _signals_raise_interrupted():
+            state = Pipeline(steps, store=store, run=context, events=events).execute()
+        outcome = {"status": "completed", "exit_code": EXIT_OK}
+        outcome["metrics"] = _report(state, prepared.settings["report_key"])
+        if ranks.is_main:
+            atomic_write_text(run.file(rundir.OPERATIVE), gin.operative_config_str())
+            _summary(run, outcome["metrics"], prepared.settings["main_metric"])
+        return EXIT_OK
+    except Interrupted as e:
+        outcome = {"status": "interrupted", "exit_code": e.exit_code, "error": str(e)}
+        logger.warning(f"{e}; continue with: ginpipe resume {run.path}")
+        return e.exit_code
+    except TaskFailed as e:
+        outcome = {"status": "failed", "exit_code": e.exit_code, "error": str(e)}
+        raise
+    except GinpipeError as e:
+        outcome = {"status": "failed", "exit_code": e.exit_code, "error": str(e)}
+        raise
+    finally:
+        events.emit("on_run_end", outcome)
+        logger.remove(sink)
+
+
+def _report(state: Any, key: str) -> dict[str, float] | None:
+    if key not in state:
+        return None
+    value = state[key]
+    if not isinstance(value, dict):
+        return None
+    return {k: float(v) for k, v in value.items() if isinstance(v, (int, float))}
+
+
+def _summary(run: rundir.RunDir, metrics: dict[str, float] | None, main_metric: str) -> None:
+    shown = ""
+    if metrics and main_metric in metrics:
+        shown = f" ({main_metric} {metrics[main_metric]:.4f})"
+    logger.success(f"run completed: {run.path}{shown}")
+
+
+def print_plan(path: Path, steps: list[Step]) -> None:
+    """What ``--dry-run`` shows: the run directory and, per task, run or reuse."""
+    print(f"run directory: {path}")
+    for step in steps:
+        reads = ", ".join(step.spec.reads) or "-"
+        writes = ", ".join(step.spec.writes) or "-"
+        print(
+            f"  {step.index + 1}. {step.spec.name:<20} {step.action:<7} ({step.reason})  "
+            f"reads: {reads}  writes: {writes}"
+        )
+
+
+@contextmanager
+def _signals_raise_interrupted() -> Iterator[None]:
+    """SIGINT/SIGTERM become ``Interrupted``, so Lightning checkpoints and we record it.
+
+    (A KeyboardInterrupt would make Lightning call ``sys.exit(1)`` itself.)
+    """
+
+    def handler(signum: int, frame: Any) -> None:
+        signal.signal(signum, signal.SIG_IGN)  # a second Ctrl+C must not cut the cleanup
+        raise Interrupted(signum)
+
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for s in previous:
+        signal.signal(s, handler)
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def check_resumable(path: Path) -> None:
+    if not (path / rundir.CONFIG).exists():
+        raise RunDirError(f"not a run directory (no {rundir.CONFIG}): {path}")
