@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 RUN_DIR_ENV = "GINPIPE_RUN_DIR"
@@ -75,3 +76,33 @@ def launcher_run_name() -> str | None:
     """A torchrun rendezvous id, when the user gave one (``--rdzv-id``)."""
     run_id = os.environ.get("TORCHELASTIC_RUN_ID")
     return f"torchrun-{run_id}" if run_id and run_id != "none" else None
+
+
+def uses_agent_store() -> bool:
+    """torchrun's agent hosts a key-value store every worker can reach."""
+    return os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True" and "MASTER_PORT" in os.environ
+
+
+def share_from_rank0(key: str, compute: Callable[[], str], timeout_s: float = 600.0) -> str:
+    """Rank 0 computes a value (the run directory); the other ranks receive it.
+
+    Uses torchrun's agent store, which lives for exactly one launch (keys are scoped by
+    the rendezvous id and restart count), so a value can never leak from an older launch.
+    """
+    from datetime import timedelta
+
+    import torch.distributed as dist
+
+    store = dist.TCPStore(
+        os.environ["MASTER_ADDR"],
+        int(os.environ["MASTER_PORT"]),
+        is_master=False,
+        timeout=timedelta(seconds=timeout_s),
+    )
+    scope = f"ginpipe/{os.environ.get('TORCHELASTIC_RUN_ID', 'none')}/"
+    scope += f"{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}/{key}"
+    if detect().is_main:
+        value = compute()
+        store.set(scope, value)
+        return value
+    return store.get(scope).decode()

@@ -97,14 +97,19 @@ def run_path(request: RunRequest, composition: Composition, ranks: distributed.R
         if "/" in name or name in (".", ".."):
             raise ConfigError(f"--name must be a plain directory name, got {name!r}")
         return project_dir / name
-    if not ranks.is_main:
-        raise ConfigError(
-            "ranks started together (torchrun) need one run name: pass --name NAME "
-            "or torchrun --rdzv-id ID"
-        )
     if request.dry_run:
         return project_dir / rundir.generated_name(composition.digest)
-    return rundir.create_unique(project_dir, rundir.generated_name(composition.digest))
+
+    def create() -> str:
+        return str(rundir.create_unique(project_dir, rundir.generated_name(composition.digest)))
+
+    if ranks.world_size > 1 and distributed.uses_agent_store():
+        return Path(distributed.share_from_rank0("run_dir", create))
+    if not ranks.is_main:
+        raise ConfigError(
+            "ranks started together need one run name: pass --name NAME (or use torchrun)"
+        )
+    return Path(create())
 
 
 def execute(request: RunRequest) -> int:

@@ -1,0 +1,33 @@
+# Everything runs inside .venv; `make install` creates it.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: install test lint format run data bench clean
+
+install:  ## create .venv and install ginpipe with the CPU torch pinned in constraints-cpu.txt
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -c constraints-cpu.txt -e ".[dev]"
+
+test:  ## the whole test suite
+	$(BIN)/pytest
+
+lint:  ## ruff lint + format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format:
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+run:  ## the default pipeline: ResNet on the bundled digits
+	$(BIN)/ginpipe run configs/base.gin configs/models/resnet.gin
+
+data:  ## write the digits as PNG files + labels.csv (the "bring your own files" example)
+	$(BIN)/python scripts/make_file_dataset.py
+
+bench:  ## side-by-side benchmarks, written to benchmarks/RESULTS.md
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf experiments .pytest_cache .ruff_cache
