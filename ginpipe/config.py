@@ -129,7 +129,7 @@ class _Composer:
         try:
             statements = split_statements(text, origin)
         except GinSyntaxError as e:
-            raise ConfigError(str(e)) from e
+            raise ConfigError(f"{_where(origin, e.line)}: {e.message}") from e
         for stmt in statements:
             if stmt.kind == "include":
                 self.apply_file(
@@ -246,7 +246,7 @@ def _append(stmt: Statement) -> None:
 
 def _current_value(target: str) -> Any:
     try:
-        return gin.query_parameter(target)
+        return follow_macros(gin.query_parameter(target))
     except ValueError:
         pass
     scope_and_name, _, param = target.rpartition(".")
@@ -264,6 +264,15 @@ def _current_value(target: str) -> Any:
         raise ConfigError(f"'{selector}' has no parameter '{param}'{hint}")
     default = parameter.default
     return [] if default in (inspect.Parameter.empty, None, gin.REQUIRED) else default
+
+
+def follow_macros(value: Any) -> Any:
+    """``%MACRO`` -> its value (macros may point at macros)."""
+    while isinstance(value, gin.config.ConfigurableReference) and (
+        value._configurable.selector == "gin.macro"
+    ):
+        value = gin.config._CONFIG.get(("/".join(value._scopes), "gin.macro"), {}).get("value")
+    return value
 
 
 # -- error messages ------------------------------------------------------------------------
@@ -288,7 +297,9 @@ def explain(e: BaseException, stmt: Statement) -> str:
         key = stmt.text.split("=", 1)[0].strip()
         return f"cannot parse value {word}: strings must be quoted, e.g. {key}='{word}'"
     if isinstance(e, ModuleNotFoundError):
-        return f"cannot import module '{e.name}' named in an import line"
+        missing = re.search(r"No module named '([^']+)'", str(e))
+        name = e.name or (missing.group(1) if missing else stmt.text.split()[-1])
+        return f"cannot import module '{name}' named in an import line"
     return message
 
 
@@ -311,8 +322,8 @@ def _first_line(e: BaseException) -> str:
 
 
 def _gin_line(e: BaseException) -> int | None:
-    match = re.search(r"line (\d+)", str(e))
-    return int(match.group(1)) if match else None
+    matches = re.findall(r"line (\d+)", str(e))
+    return int(matches[-1]) if matches else None
 
 
 def _where(origin: str, line: int) -> str:

@@ -9,8 +9,8 @@ never ``LOCAL_RANK``: on several nodes there is one local rank 0 per node.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 RUN_DIR_ENV = "GINPIPE_RUN_DIR"

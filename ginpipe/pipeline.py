@@ -17,6 +17,7 @@ import gin
 from loguru import logger
 
 from ginpipe import fingerprint
+from ginpipe.config import follow_macros
 from ginpipe.errors import ConfigError, GinpipeError, Interrupted, TaskFailed, WiringError
 from ginpipe.events import Events, TaskEvent
 from ginpipe.state import RunContext, State, TaskView
@@ -88,10 +89,7 @@ def _task_references() -> list[Any]:
         value = gin.query_parameter("ginpipe.run.tasks")
     except ValueError:
         return []
-    while isinstance(value, gin.config.ConfigurableReference) and (
-        value._configurable.selector == "gin.macro"
-    ):
-        value = gin.config._CONFIG.get(("/".join(value._scopes), "gin.macro"), {}).get("value")
+    value = follow_macros(value)
     if not isinstance(value, (list, tuple)):
         return []
     return [v if isinstance(v, gin.config.ConfigurableReference) else None for v in value]
@@ -264,7 +262,7 @@ class Pipeline:
             self._save(step, outputs)
 
     def _save(self, step: Step, outputs: dict[str, Any]) -> None:
-        meta = {"run": str(self.run.dir), "selector": step.selector}
+        meta = {"run": str(self.run.dir.resolve()), "selector": step.selector}
         result = self.store.save(
             step.key, outputs, task=step.spec.name, meta=meta, pickle_ok=step.spec.pickle_ok
         )
@@ -285,14 +283,24 @@ class Pipeline:
         assert self.store is not None
         try:
             if name in step.transient:
-                raise CorruptArtifact(f"'{name}' was not stored")
+                raise KeyError(name)
             return self.store.load(step.key, name, allow_pickle=name in step.spec.pickle_ok)
+        except KeyError:
+            logger.info(f"{step.spec.name}: '{name}' was not storable; recomputing it")
         except CorruptArtifact as e:
             logger.warning(f"{step.spec.name}: stored '{name}' unusable ({e}); recomputing")
         event = TaskEvent(
-            task=step.spec.name, index=step.index, total=len(self.steps), key=step.key
+            task=step.spec.name,
+            index=step.index,
+            total=len(self.steps),
+            key=step.key,
+            detail={"recomputed": name},
         )
-        self._run(step, event, time.perf_counter())
+        self.events.emit("on_task_start", event)
+        t0 = time.perf_counter()
+        self._run(step, event, t0)
+        event.status, event.seconds = "completed", time.perf_counter() - t0
+        self.events.emit("on_task_end", event)
         return self.state[name]
 
     def _wait_for(self, step: Step) -> None:
@@ -314,7 +322,7 @@ class Pipeline:
             return None
         entry = self.store.lookup(step.key)
         run = (entry.meta or {}).get("run") if entry else None
-        return run if run and run != str(self.run.dir) else None
+        return run if run and run != str(self.run.dir.resolve()) else None
 
 
 def _describe(e: BaseException) -> str:

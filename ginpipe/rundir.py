@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import fcntl
+import hashlib
 import json
 import os
 import socket
@@ -90,6 +91,9 @@ def create_unique(parent: Path, name: str) -> Path:
 def check_same_config(run: RunDir, digest: str, bindings: str) -> None:
     """Same name + same config continues; same name + another config is refused."""
     recorded = run.read_json().get("config_digest")
+    if recorded is None and run.file(RESOLVED).is_file():
+        # Killed before its first run.json: resolved.gin holds exactly the digested text.
+        recorded = hashlib.sha256(run.file(RESOLVED).read_bytes()).hexdigest()
     if recorded is None or recorded == digest:
         return
     old = run.file(RESOLVED).read_text().splitlines() if run.file(RESOLVED).exists() else []

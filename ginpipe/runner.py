@@ -180,7 +180,7 @@ def _run_pipeline(
             "argv": request.argv,
             "cwd": os.getcwd(),
             "config_files": prepared.composition.files,
-            "overrides": prepared.composition.mods,
+            "overrides": _all_overrides(run),
             "config_digest": prepared.composition.digest,
             "main_metric": prepared.settings["main_metric"],
             "git": git,
@@ -191,10 +191,10 @@ def _run_pipeline(
         observers = [rundir.RunRecord(run, base), *prepared.settings["observers"]]
     events = Events(observers)
     logger.info(f"run directory: {run.path}")
-    events.emit("on_run_start", {"dir": str(run.path), "name": run.name})
     outcome: dict[str, Any] = {"status": "failed", "exit_code": 1}
     try:
         with _signals_raise_interrupted():
+            events.emit("on_run_start", {"dir": str(run.path), "name": run.name})
             state = Pipeline(steps, store=store, run=context, events=events).execute()
         outcome = {"status": "completed", "exit_code": EXIT_OK}
         outcome["metrics"] = _report(state, prepared.settings["report_key"])
@@ -215,6 +215,12 @@ def _run_pipeline(
     finally:
         events.emit("on_run_end", outcome)
         logger.remove(sink)
+
+
+def _all_overrides(run: rundir.RunDir) -> list[str]:
+    """Every --mod the run has had (first start and resumes), as overrides.txt holds them."""
+    path = run.file(rundir.OVERRIDES)
+    return path.read_text().splitlines() if path.exists() else []
 
 
 def _report(state: Any, key: str) -> dict[str, float] | None:

@@ -1,0 +1,147 @@
+"""Shared fixtures: a toy project on disk, a clean gin/logging/env state, an in-process CLI.
+
+The toy task module (``tests/toy/toytasks.py``) is imported once here: gin names must be
+unique per process, so configs refer to it with ``import toytasks`` and nothing registers
+it a second time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gin
+import pytest
+from loguru import logger
+from typer.testing import CliRunner, Result
+
+TOY_DIR = Path(__file__).resolve().parent / "toy"
+if str(TOY_DIR) not in sys.path:
+    sys.path.insert(0, str(TOY_DIR))
+
+import toytasks  # noqa: E402  (needs TOY_DIR on sys.path)
+
+# Variables through which launchers tell a process who it is; none may leak into a test.
+LAUNCHER_ENV = (
+    "GINPIPE_RUN_DIR",
+    "RANK",
+    "LOCAL_RANK",
+    "WORLD_SIZE",
+    "LOCAL_WORLD_SIZE",
+    "NODE_RANK",
+    "SLURM_NTASKS",
+    "SLURM_PROCID",
+    "SLURM_JOB_ID",
+    "SLURM_ARRAY_JOB_ID",
+    "SLURM_ARRAY_TASK_ID",
+    "TORCHELASTIC_RUN_ID",
+)
+
+BASE_GIN = """\
+# numbers -> total -> metrics
+import toytasks
+
+make_numbers.n = 4
+add_up.scale = 1.0
+run.tasks = [@make_numbers, @add_up, @report]
+"""
+
+
+def _reset_logging() -> None:
+    logger.remove()
+    # Resolve sys.stderr at write time: the CLI runner swaps it per invocation.
+    logger.add(lambda message: sys.stderr.write(message), level="INFO")
+
+
+@pytest.fixture(autouse=True)
+def clean_globals() -> Iterator[None]:
+    """gin bindings, loguru handlers, launcher variables and toy records start empty."""
+    saved = {name: os.environ.pop(name) for name in LAUNCHER_ENV if name in os.environ}
+    gin.clear_config()
+    toytasks.EVENTS.clear()
+    toytasks.OFFSET_CALLS.clear()
+    yield
+    gin.clear_config()
+    _reset_logging()
+    for name in LAUNCHER_ENV:
+        os.environ.pop(name, None)
+    os.environ.update(saved)
+
+
+@dataclass
+class ToyProject:
+    """A folder holding configs; runs land in ``experiments/proj``."""
+
+    path: Path
+
+    @property
+    def root(self) -> Path:
+        return self.path / "experiments"
+
+    @property
+    def runs(self) -> Path:
+        return self.root / self.path.name
+
+    @property
+    def objects(self) -> Path:
+        return self.root / ".cache" / "objects"
+
+    def write(self, name: str, text: str) -> Path:
+        target = self.path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+        return target
+
+    def calls(self, name: str | None = None) -> Any:
+        return toytasks.calls(name, self.path)
+
+    def run_dir(self, name: str) -> Path:
+        return self.runs / name
+
+    def run_json(self, name: str) -> dict[str, Any]:
+        return json.loads((self.run_dir(name) / "run.json").read_text())
+
+    def task_status(self, name: str) -> dict[str, str]:
+        return {t["name"]: t["status"] for t in self.run_json(name)["tasks"]}
+
+    def run_dirs(self) -> list[str]:
+        if not self.runs.is_dir():
+            return []
+        return sorted(p.name for p in self.runs.iterdir() if p.is_dir())
+
+
+@pytest.fixture
+def toy_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ToyProject:
+    """``tmp/proj`` with ``base.gin`` (make_numbers -> add_up -> report), as the cwd."""
+    path = tmp_path / "proj"
+    path.mkdir()
+    project = ToyProject(path)
+    project.write("base.gin", BASE_GIN)
+    monkeypatch.chdir(path)
+    # Durability is not under test here, and fsync dominates a toy run's time on slow disks.
+    monkeypatch.setattr(os, "fsync", lambda fd: None)
+    return project
+
+
+@pytest.fixture
+def cli() -> Callable[..., Result]:
+    """Call the ``ginpipe`` command line in this process; returns typer's ``Result``."""
+    from ginpipe.cli import app
+
+    runner = CliRunner()
+
+    def invoke(*args: str, env: dict[str, str | None] | None = None) -> Result:
+        # A run hands its directory down to child processes through the environment;
+        # in one process that would steer the next invocation, so it is cleared each time.
+        full_env: dict[str, str | None] = {"GINPIPE_RUN_DIR": None, **(env or {})}
+        result = runner.invoke(app, [str(a) for a in args], env=full_env)
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            raise result.exception
+        return result
+
+    return invoke
