@@ -119,7 +119,8 @@ def check_required(steps: Sequence[Step]) -> None:
     for step in steps:
         hints = dict(step.spec.hints)
         for name, param in inspect.signature(step.spec.fn).parameters.items():
-            if param.default is not gin.REQUIRED:
+            must_set = param.default is gin.REQUIRED or (name in hints and param.default is None)
+            if not must_set:
                 continue
             scopes = fingerprint._scope_prefixes(step.scope)
             bound = any(

@@ -65,7 +65,8 @@ def task(
         all_ranks: under DDP every rank runs it together (training); by default rank 0
             computes a cached task and the other ranks read its stored outputs.
         pickle_ok: output keys that may be stored with pickle when no safe codec fits.
-        hints: per required parameter, what to tell a user who did not set it.
+        hints: parameters the config must set (their default is ``gin.REQUIRED`` or None),
+            each with what to tell a user who did not set it; checked before any task runs.
         name, module: the gin name (defaults: the function name and its module).
     """
     reads, writes, pickle_ok = tuple(reads), tuple(writes), tuple(pickle_ok)
