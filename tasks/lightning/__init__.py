@@ -1,0 +1,1 @@
+"""Lightning glue for ``fit``: the training module, checkpoint files, resumable logging."""

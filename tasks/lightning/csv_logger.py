@@ -1,0 +1,77 @@
+"""A CSV logger that a resumed run continues instead of starting over.
+
+Lightning's ``CSVLogger`` deletes an existing ``metrics.csv`` when it opens its directory
+(and warns "Previous log files ... will be deleted"), so a resumed run would lose the rows
+of the epochs before the interruption. It also appends to the file in place, so a kill
+during a flush leaves a torn last row. This logger keeps the old rows, rewrites the whole
+file atomically on each flush, and drops rows logged after the checkpoint a run resumes
+from (they are logged again when those steps rerun).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+from lightning_fabric.loggers.logger import rank_zero_experiment
+from pytorch_lightning.loggers import CSVLogger
+from pytorch_lightning.loggers.csv_logs import ExperimentWriter
+
+from ginpipe.atomic import atomic_write_text
+
+
+class ContinuingExperimentWriter(ExperimentWriter):
+    """Holds every row of ``metrics.csv``, old and new, and writes them all on ``save``."""
+
+    def _check_log_dir_exists(self) -> None:
+        # Called by the base constructor, where Lightning deletes the old metrics file.
+        self.rows: list[dict[str, Any]] = []
+        if os.path.isfile(self.metrics_file_path):
+            with open(self.metrics_file_path, newline="") as file:
+                reader = csv.DictReader(file)
+                self.rows = [{k: v for k, v in row.items() if v != ""} for row in reader]
+                self.metrics_keys = list(reader.fieldnames or [])
+
+    def forget_rows_from(self, global_step: int) -> None:
+        """Drop rows of training steps ``global_step`` and later: a run resuming from a
+        checkpoint taken after ``global_step`` steps runs and logs them again. (Lightning
+        logs the rows of the n-th step, epoch-end rows included, with ``step = n - 1``.)"""
+        self.rows = [row for row in self.rows if float(row.get("step", 0)) < global_step]
+        self.metrics = [row for row in self.metrics if float(row.get("step", 0)) < global_step]
+
+    def save(self) -> None:
+        """Write all rows, sorted columns, through a temp file: never a torn row."""
+        if not self.metrics:
+            return
+        self.rows.extend(self.metrics)
+        self.metrics = []
+        keys = set(self.metrics_keys).union(*self.rows)
+        self.metrics_keys = sorted(keys)
+        buffer = io.StringIO(newline="")
+        writer = csv.DictWriter(buffer, fieldnames=self.metrics_keys)
+        writer.writeheader()
+        writer.writerows(self.rows)
+        atomic_write_text(self.metrics_file_path, buffer.getvalue())
+
+
+class ContinuingCSVLogger(CSVLogger):
+    """``CSVLogger`` writing ``<save_dir>/metrics.csv`` directly, continued across resumes.
+
+    A fixed directory (no ``version_N``) is what lets a resumed run find its earlier rows.
+    """
+
+    def __init__(self, save_dir: str | Path, flush_logs_every_n_steps: int = 100) -> None:
+        super().__init__(
+            save_dir, name="", version="", flush_logs_every_n_steps=flush_logs_every_n_steps
+        )
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> ContinuingExperimentWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = ContinuingExperimentWriter(log_dir=self.log_dir)
+        return self._experiment

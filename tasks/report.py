@@ -1,0 +1,138 @@
+"""One classification report for every model kind: metrics, predictions and plots.
+
+``evaluate`` (networks) and ``evaluate_sklearn`` (classical baselines) both end here, so
+two runs compare on the same numbers computed the same way. Files written into the run
+directory, each atomically:
+
+    metrics.json                 accuracy, f1_macro, precision/<class>, recall/<class>
+    predictions.csv              index, y_true, y_pred, true_class, predicted_class, prob_<class>
+    plots/confusion_matrix.png
+    plots/learning_curves.png    only when logs/metrics.csv exists (networks)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from sklearn.metrics import ConfusionMatrixDisplay
+from torchmetrics.functional.classification import (
+    multiclass_accuracy,
+    multiclass_confusion_matrix,
+    multiclass_f1_score,
+    multiclass_precision,
+    multiclass_recall,
+)
+
+from ginpipe.atomic import atomic_path, atomic_write_json, atomic_write_text
+
+METRICS_FILE = "metrics.json"
+PREDICTIONS_FILE = "predictions.csv"
+PLOTS_DIR = "plots"
+TRAINING_LOG = Path("logs") / "metrics.csv"
+LEARNING_CURVE_PANELS = {"loss": ("train_loss", "val_loss"), "accuracy": ("train_acc", "val_acc")}
+
+
+def classification_metrics(
+    y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[str]
+) -> dict[str, float]:
+    """Accuracy, macro F1 and per-class precision and recall, as flat float keys."""
+    target, preds = torch.as_tensor(y_true), torch.as_tensor(y_pred)
+    num_classes = len(classes)
+    metrics = {
+        "accuracy": multiclass_accuracy(preds, target, num_classes, average="micro").item(),
+        "f1_macro": multiclass_f1_score(preds, target, num_classes, average="macro").item(),
+    }
+    precision = multiclass_precision(preds, target, num_classes, average=None)
+    recall = multiclass_recall(preds, target, num_classes, average=None)
+    for name, p, r in zip(classes, precision.tolist(), recall.tolist(), strict=True):
+        metrics[f"precision/{name}"] = p
+        metrics[f"recall/{name}"] = r
+    return metrics
+
+
+def write_classification_report(
+    run_dir: Path, y_true: np.ndarray, probabilities: np.ndarray, classes: Sequence[str]
+) -> dict[str, float]:
+    """Write the report files for predictions on the test split; return the metrics.
+
+    ``probabilities`` is ``(n, num_classes)``; the predicted class is its argmax.
+    """
+    y_true = np.asarray(y_true, dtype=np.int64)
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    y_pred = probabilities.argmax(axis=1)
+    metrics = classification_metrics(y_true, y_pred, classes)
+    atomic_write_json(run_dir / METRICS_FILE, metrics)
+    write_predictions(run_dir / PREDICTIONS_FILE, y_true, probabilities, classes)
+    confusion = multiclass_confusion_matrix(
+        torch.as_tensor(y_pred), torch.as_tensor(y_true), len(classes)
+    ).numpy()
+    plot_confusion_matrix(run_dir / PLOTS_DIR / "confusion_matrix.png", confusion, classes)
+    if (run_dir / TRAINING_LOG).is_file():
+        log = pd.read_csv(run_dir / TRAINING_LOG)
+        if "epoch" in log.columns:
+            plot_learning_curves(run_dir / PLOTS_DIR / "learning_curves.png", log)
+    return metrics
+
+
+def write_predictions(
+    path: Path, y_true: np.ndarray, probabilities: np.ndarray, classes: Sequence[str]
+) -> None:
+    y_pred = probabilities.argmax(axis=1)
+    table = pd.DataFrame(
+        {
+            "index": np.arange(len(y_true)),
+            "y_true": y_true,
+            "y_pred": y_pred,
+            "true_class": [classes[i] for i in y_true],
+            "predicted_class": [classes[i] for i in y_pred],
+        }
+    )
+    for column, name in enumerate(classes):
+        table[f"prob_{name}"] = probabilities[:, column]
+    atomic_write_text(path, table.to_csv(index=False))
+
+
+def plot_confusion_matrix(path: Path, confusion: np.ndarray, classes: Sequence[str]) -> None:
+    """Counts per (true, predicted) class pair, as a labelled heat map."""
+    size = max(4.0, 0.5 * len(classes) + 2)
+    figure = agg_figure(figsize=(size, size))
+    display = ConfusionMatrixDisplay(confusion, display_labels=list(classes))
+    axes = figure.add_subplot()
+    display.plot(ax=axes, colorbar=False, xticks_rotation="vertical")
+    axes.set_title("Confusion matrix (test split)")
+    save_figure(figure, path)
+
+
+def plot_learning_curves(path: Path, log: pd.DataFrame) -> None:
+    """Loss and accuracy per epoch, train against val, from Lightning's CSV log."""
+    per_epoch = log.groupby("epoch").mean(numeric_only=True)
+    figure = agg_figure(figsize=(10, 4))
+    for index, (title, names) in enumerate(LEARNING_CURVE_PANELS.items(), start=1):
+        axes = figure.add_subplot(1, len(LEARNING_CURVE_PANELS), index)
+        for name in names:
+            series = per_epoch.get(name, pd.Series(dtype=float)).dropna()
+            if not series.empty:
+                axes.plot(series.index, series.to_numpy(), marker="o", label=name)
+        axes.set_xlabel("epoch")
+        axes.set_title(title)
+        if axes.lines:
+            axes.legend()
+    save_figure(figure, path)
+
+
+def agg_figure(figsize: tuple[float, float]) -> Figure:
+    """A figure drawn by the Agg backend, outside pyplot: no GUI, no global figure state."""
+    figure = Figure(figsize=figsize, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def save_figure(figure: Figure, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=100)
