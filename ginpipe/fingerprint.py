@@ -15,7 +15,7 @@ import json
 import os
 import sys
 import sysconfig
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -35,8 +35,18 @@ def digest(obj: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def task_key(selector: str, fn: Any, scope: str, input_keys: Mapping[str, str]) -> str:
-    """The cache key of one task call; ``input_keys`` maps each read to its artifact key."""
+def task_key(
+    selector: str,
+    fn: Any,
+    scope: str,
+    input_keys: Mapping[str, str],
+    uses: Sequence[str] = (),
+) -> str:
+    """The cache key of one task call; ``input_keys`` maps each read to its artifact key.
+
+    ``uses`` names configurables the task calls itself (not through a parameter), whose
+    bindings therefore also decide its result.
+    """
     return digest(
         {
             "format": KEY_FORMAT,
@@ -44,6 +54,7 @@ def task_key(selector: str, fn: Any, scope: str, input_keys: Mapping[str, str]) 
             "scope": scope,
             "code": code_fingerprint(fn),
             "params": bound_parameters(selector, scope),
+            "uses": {name: _used_configurable(name, scope) for name in uses},
             "inputs": dict(sorted(input_keys.items())),
             "libraries": library_versions(),
         }
@@ -74,6 +85,16 @@ def bound_parameters(selector: str, scope: str = "", _seen: frozenset[str] = fro
         for name, value in values.items():
             params[f"{bound_scope}/{name}" if bound_scope else name] = _canonical(value, seen)
     return dict(sorted(params.items()))
+
+
+def _used_configurable(name: str, scope: str) -> Any:
+    configurable = gin.config._REGISTRY.get_match(name)
+    if configurable is None:
+        return {"unregistered": name}
+    return {
+        "code": code_fingerprint(configurable.wrapped),
+        "params": bound_parameters(configurable.selector, scope),
+    }
 
 
 def _scope_prefixes(scope: str) -> set[str]:

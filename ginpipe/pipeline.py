@@ -151,7 +151,9 @@ def plan(
     forced = False
     for step in steps:
         step.inputs = {k: artifact[k] for k in step.spec.reads}
-        step.key = fingerprint.task_key(step.selector, step.spec.fn, step.scope, step.inputs)
+        step.key = fingerprint.task_key(
+            step.selector, step.spec.fn, step.scope, step.inputs, step.spec.uses
+        )
         for name in step.spec.writes:
             artifact[name] = fingerprint.artifact_key(step.key, name)
         forced = forced or step.spec.name in rerun

@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ginpipe.atomic import atomic_write_json, atomic_write_text
+from ginpipe.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from ginpipe.errors import RunDirError, RunLockedError
 from ginpipe.events import Observer, TaskEvent
 
@@ -116,6 +116,21 @@ def write_config_files(run: RunDir, text: str, bindings: str, mods: list[str]) -
     atomic_write_text(run.file(OVERRIDES), "".join(f"{m}\n" for m in mods))
 
 
+def read_config_files(run: RunDir) -> dict[str, bytes]:
+    """The saved config, to put back if a resume that changes it is refused."""
+    names = (CONFIG, RESOLVED, OVERRIDES)
+    return {n: run.file(n).read_bytes() for n in names if run.file(n).is_file()}
+
+
+def restore_config_files(run: RunDir, saved: dict[str, bytes]) -> None:
+    for name, data in saved.items():
+        atomic_write_bytes(run.file(name), data)
+    record = run.read_json()
+    if record and RESOLVED in saved:
+        record["config_digest"] = hashlib.sha256(saved[RESOLVED]).hexdigest()
+        atomic_write_json(run.file(RUN_JSON), record)
+
+
 class RunLock:
     """An exclusive ``flock`` on ``RUN/.lock``: one writer per run directory.
 
@@ -205,6 +220,8 @@ class RunRecord(Observer):
             duration_s=round(duration, 3),
             exit_code=run.get("exit_code"),
         )
+        if run.get("world_size"):
+            self.data["world_size"] = run["world_size"]
         if run.get("error") and not self.data.get("error"):
             self.data["error"] = {"task": None, "message": run["error"]}
         if run.get("metrics"):

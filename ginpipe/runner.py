@@ -133,11 +133,18 @@ def execute(request: RunRequest) -> int:
     if ranks.is_main:
         path.mkdir(parents=True, exist_ok=True)
         lock.acquire()
+    previous = rundir.read_config_files(run) if request.resume and ranks.is_main else None
     try:
         if ranks.is_main:
             _write_run_files(run, request, prepared.composition)
             distributed.hand_down_run_dir(path)
         return _run_pipeline(run, request, prepared, steps, store, ranks)
+    except GinpipeError:
+        # A resume refused on the way (e.g. its --mod does not fit the checkpoint) must
+        # leave the run as it was: the saved config is what the next resume reads.
+        if previous:
+            rundir.restore_config_files(run, previous)
+        raise
     finally:
         if lock is not None:
             lock.release()
@@ -196,7 +203,7 @@ def _run_pipeline(
         with _signals_raise_interrupted():
             events.emit("on_run_start", {"dir": str(run.path), "name": run.name})
             state = Pipeline(steps, store=store, run=context, events=events).execute()
-        outcome = {"status": "completed", "exit_code": EXIT_OK}
+        outcome = {"status": "completed", "exit_code": EXIT_OK, "world_size": _world_size()}
         outcome["metrics"] = _report(state, prepared.settings["report_key"])
         if ranks.is_main:
             atomic_write_text(run.file(rundir.OPERATIVE), gin.operative_config_str())
@@ -215,6 +222,14 @@ def _run_pipeline(
     finally:
         events.emit("on_run_end", outcome)
         logger.remove(sink)
+
+
+def _world_size() -> int | None:
+    """Ranks that trained together: Lightning's ddp parent starts alone and grows later."""
+    dist = sys.modules.get("torch.distributed")
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        return dist.get_world_size()
+    return None
 
 
 def _all_overrides(run: rundir.RunDir) -> list[str]:

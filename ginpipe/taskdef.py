@@ -36,6 +36,7 @@ class TaskSpec:
     all_ranks: bool = False
     pickle_ok: tuple[str, ...] = ()
     hints: tuple[tuple[str, str], ...] = ()
+    uses: tuple[str, ...] = ()
 
     @property
     def qualname(self) -> str:
@@ -51,6 +52,7 @@ def task(
     all_ranks: bool = False,
     pickle_ok: tuple[str, ...] | list[str] = (),
     hints: dict[str, str] | None = None,
+    uses: tuple[str, ...] | list[str] = (),
     name: str | None = None,
     module: str | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -67,6 +69,8 @@ def task(
         pickle_ok: output keys that may be stored with pickle when no safe codec fits.
         hints: parameters the config must set (their default is ``gin.REQUIRED`` or None),
             each with what to tell a user who did not set it; checked before any task runs.
+        uses: configurables the task calls itself rather than receiving them as parameters
+            (``fit`` builds the ``Trainer``): their bindings join the task's cache key.
         name, module: the gin name (defaults: the function name and its module).
     """
     reads, writes, pickle_ok = tuple(reads), tuple(writes), tuple(pickle_ok)
@@ -85,6 +89,7 @@ def task(
             all_ranks=all_ranks,
             pickle_ok=pickle_ok,
             hints=tuple((hints or {}).items()),
+            uses=tuple(uses),
         )
         wrapper = gin.configurable(name or fn.__name__, module=module)(fn)
         setattr(wrapper, SPEC_ATTR, spec)

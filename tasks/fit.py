@@ -52,6 +52,7 @@ NO_MODEL = "no model chosen: add a model config, e.g. configs/models/resnet.gin"
     reads=("data", "seed"),
     writes=("model",),
     all_ranks=True,  # under DDP every rank trains
+    uses=("pytorch_lightning.Trainer",),  # built inside: its bindings decide the result
     hints={"model": NO_MODEL},
 )
 def fit(
