@@ -182,6 +182,15 @@ class RunRecord(Observer):
         self.data["attempts"] = previous.get("attempts", 0) + 1
         self.data["first_started"] = previous.get("first_started") or now_iso()
         self.data["history"] = previous.get("history", [])
+        if previous.get("status") == "running":  # its process died without a word
+            self.data["history"].append(
+                {
+                    "attempt": previous.get("attempts"),
+                    "status": "stopped",
+                    "started": previous.get("started"),
+                    "ended": None,
+                }
+            )
         self._t0 = time.monotonic()
 
     def save(self) -> None:

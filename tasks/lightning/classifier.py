@@ -87,6 +87,25 @@ class Classifier(pl.LightningModule):
             "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval},
         }
 
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refit a saved schedule whose length fit filled in to the length of training now.
+
+        Resuming with more epochs changes ``total_steps``/``T_max``; the saved state would
+        keep the old length (OneCycleLR raises when stepped past it). The state is rebuilt
+        for the new length at the saved position.
+        """
+        if self.scheduler_factory is None:
+            return
+        length = self._schedule_length(self.scheduler_factory)
+        states = checkpoint.get("lr_schedulers", [])
+        for index, saved in enumerate(states):
+            if all(saved.get(name) == value for name, value in length.items()):
+                continue
+            optimizer = self.optimizer_factory(self.parameters())
+            fresh = self.scheduler_factory(optimizer, **length).state_dict()
+            kept = ("last_epoch", "_step_count", "_last_lr")
+            states[index] = {**fresh, **{key: saved[key] for key in kept if key in saved}}
+
     def _schedule_length(self, factory: functools.partial) -> dict[str, int]:
         """``{"total_steps": n}`` or ``{"T_max": n}`` if the scheduler takes it and it is unset."""
         if self.scheduler_interval == "step":
