@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ginpipe.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from ginpipe.atomic import TMP_PREFIX, atomic_write_bytes, atomic_write_json, atomic_write_text
 from ginpipe.errors import RunDirError, RunLockedError
 from ginpipe.events import Observer, TaskEvent
 
@@ -114,6 +114,19 @@ def write_config_files(run: RunDir, text: str, bindings: str, mods: list[str]) -
     atomic_write_text(run.file(CONFIG), text)
     atomic_write_text(run.file(RESOLVED), bindings)
     atomic_write_text(run.file(OVERRIDES), "".join(f"{m}\n" for m in mods))
+
+
+def remove_leftovers(run: RunDir) -> list[Path]:
+    """Delete temp files of writers killed mid-write (checkpoints, logs, run files).
+
+    Only called while holding the run's lock, so no live writer can own them.
+    """
+    removed = []
+    for path in run.path.rglob(f"{TMP_PREFIX}*"):
+        if path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 def read_config_files(run: RunDir) -> dict[str, bytes]:

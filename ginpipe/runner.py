@@ -136,6 +136,8 @@ def execute(request: RunRequest) -> int:
     previous = rundir.read_config_files(run) if request.resume and ranks.is_main else None
     try:
         if ranks.is_main:
+            rundir.remove_leftovers(run)
+            store.clean_temp()
             _write_run_files(run, request, prepared.composition)
             distributed.hand_down_run_dir(path)
         return _run_pipeline(run, request, prepared, steps, store, ranks)

@@ -192,3 +192,24 @@ def test_keys_are_computed_from_files_too(toy_project) -> None:
     steps = plan(task_steps(run_settings()["tasks"]), None)
     assert all(len(step.key) == 64 for step in steps)
     assert len({step.key for step in steps}) == 3
+
+
+def test_configurables_a_task_builds_itself_join_its_key(toy_project):
+    """fit builds the Trainer itself: a Trainer binding must change fit's key, or a
+    resume with more epochs would reuse the old model (a stale hit)."""
+    import gin
+
+    from ginpipe import externals, fingerprint
+
+    externals.register_all()
+
+    def key() -> str:
+        return fingerprint.task_key("t", key, "", {}, uses=("pytorch_lightning.Trainer",))
+
+    gin.clear_config()
+    gin.parse_config("Trainer.max_epochs = 3")
+    three = key()
+    gin.parse_config("Trainer.max_epochs = 4")
+    assert key() != three
+    gin.parse_config("Trainer.max_epochs = 3")
+    assert key() == three

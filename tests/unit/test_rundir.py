@@ -257,3 +257,17 @@ def test_resume_of_something_that_is_not_a_run(toy_project, cli) -> None:
     result = cli("resume", toy_project.path)
     assert result.exit_code == 2
     assert "not a run directory" in result.output
+
+
+def test_leftover_temp_files_of_killed_writers_are_removed(tmp_path):
+    """A writer killed between its temp file and os.replace leaves .tmp-* behind."""
+    from ginpipe.rundir import RunDir, remove_leftovers
+
+    run = RunDir(tmp_path / "run")
+    (run.path / "checkpoints").mkdir(parents=True)
+    leftover = run.path / "checkpoints" / ".tmp-abc.ckpt"
+    leftover.write_bytes(b"half")
+    kept = run.path / "checkpoints" / "last.ckpt"
+    kept.write_bytes(b"whole")
+    assert remove_leftovers(run) == [leftover]
+    assert not leftover.exists() and kept.read_bytes() == b"whole"
