@@ -8,10 +8,13 @@ never ``LOCAL_RANK``: on several nodes there is one local rank 0 per node.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 RUN_DIR_ENV = "GINPIPE_RUN_DIR"
 
@@ -52,6 +55,20 @@ def detect() -> Ranks:
     return Ranks(0, 1, "single")
 
 
+def trained_world(ranks: Ranks) -> Ranks:
+    """The ranks as training saw them: Lightning's ``ddp`` launcher starts ranks 1..N-1
+    only inside ``fit``, after rank 0 had recorded itself as a single process."""
+    import sys
+
+    dist = sys.modules.get("torch.distributed")
+    if dist is None or not dist.is_available() or not dist.is_initialized():
+        return ranks
+    size = dist.get_world_size()
+    if size == ranks.world_size:
+        return ranks
+    return Ranks(ranks.rank, size, "lightning" if ranks.launcher == "single" else ranks.launcher)
+
+
 def inherited_run_dir() -> Path | None:
     """The run directory decided by rank 0, handed down through the environment."""
     value = os.environ.get(RUN_DIR_ENV)
@@ -75,12 +92,57 @@ def scheduler_run_name() -> str | None:
 def launcher_run_name() -> str | None:
     """A torchrun rendezvous id, when the user gave one (``--rdzv-id``)."""
     run_id = os.environ.get("TORCHELASTIC_RUN_ID")
-    return f"torchrun-{run_id}" if run_id and run_id != "none" else None
+    if not run_id or run_id == "none" or _is_uuid(run_id):
+        return None  # none given: torchrun --standalone (or one node) makes up a uuid4
+    return f"torchrun-{run_id}"
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
 
 
 def uses_agent_store() -> bool:
     """torchrun's agent hosts a key-value store every worker can reach."""
     return os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True" and "MASTER_PORT" in os.environ
+
+
+def _launch_key(key: str) -> str:
+    """A key of this launch in torchrun's agent store (rendezvous id and restart count)."""
+    scope = f"ginpipe/{os.environ.get('TORCHELASTIC_RUN_ID', 'none')}/"
+    return scope + f"{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}/{key}"
+
+
+def _agent_store(timeout_s: float) -> Any:
+    from datetime import timedelta
+
+    import torch.distributed as dist
+
+    return dist.TCPStore(
+        os.environ["MASTER_ADDR"],
+        int(os.environ["MASTER_PORT"]),
+        is_master=False,
+        timeout=timedelta(seconds=timeout_s),
+    )
+
+
+def announce_rank0_failure(message: str) -> None:
+    """Rank 0 stopped: tell the ranks waiting for its results (under torchrun)."""
+    if not uses_agent_store():
+        return
+    with contextlib.suppress(Exception):  # a gone store: the agent stops the workers
+        _agent_store(30).set(_launch_key("rank0_failed"), message or "failed")
+
+
+def rank0_failure() -> str | None:
+    """Rank 0's failure announced in this launch, or None (always None outside torchrun)."""
+    if not uses_agent_store():
+        return None
+    store, key = _agent_store(30), _launch_key("rank0_failed")
+    return store.get(key).decode() if store.check([key]) else None
 
 
 def share_from_rank0(key: str, compute: Callable[[], str], timeout_s: float = 600.0) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,6 +134,13 @@ def check_required(steps: Sequence[Step]) -> None:
                 raise ConfigError(f"{step.spec.name}.{name} is required but not set: {hint}")
 
 
+def check_tasks(steps: Sequence[Step]) -> None:
+    """Each task's own config check (``@task(check=...)``), before any task runs."""
+    for step in steps:
+        if step.spec.check is not None:
+            step.spec.check()
+
+
 def plan(
     steps: list[Step],
     store: ArtifactStore | None,
@@ -212,6 +219,8 @@ class Pipeline:
         self.wait_timeout = wait_timeout
         self.state = State(run)
         self._warned_transient: set[str] = set()
+        # Ranks > 0: returns rank 0's failure once it has announced one (see _wait_for).
+        self.rank0_failure: Callable[[], str | None] = lambda: None
 
     def execute(self) -> State:
         total = len(self.steps)
@@ -315,6 +324,9 @@ class Pipeline:
         while self.store.lookup(step.key) is None:
             if time.monotonic() > deadline:
                 raise TaskFailed(step.spec.name, TimeoutError("rank 0 did not commit in time"))
+            failure = self.rank0_failure()
+            if failure:
+                raise TaskFailed(step.spec.name, RuntimeError(f"rank 0 stopped ({failure})"))
             time.sleep(delay)
             delay = min(delay * 1.5, 1.0)
         entry = self.store.lookup(step.key)

@@ -242,8 +242,6 @@ class RunRecord(Observer):
             duration_s=round(duration, 3),
             exit_code=run.get("exit_code"),
         )
-        if run.get("world_size"):
-            self.data["world_size"] = run["world_size"]
         if run.get("error") and not self.data.get("error"):
             self.data["error"] = {"task": None, "message": run["error"]}
         if run.get("metrics"):

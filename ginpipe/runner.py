@@ -29,6 +29,7 @@ from ginpipe.pipeline import (
     Pipeline,
     Step,
     check_required,
+    check_tasks,
     check_wiring,
     plan,
     run_settings,
@@ -81,6 +82,7 @@ def prepare(request: RunRequest) -> Prepared:
     steps = task_steps(settings["tasks"])
     check_wiring(steps)
     check_required(steps)
+    check_tasks(steps)
     return Prepared(composition, settings, steps)
 
 
@@ -115,6 +117,23 @@ def run_path(request: RunRequest, composition: Composition, ranks: distributed.R
 def execute(request: RunRequest) -> int:
     """Run (or resume) and return the process exit code."""
     ranks = distributed.detect()
+    try:
+        code = _execute(request, ranks)
+    except BaseException as e:
+        _stop_waiting_ranks(ranks, f"{type(e).__name__}: {e}")
+        raise
+    if code != EXIT_OK:
+        _stop_waiting_ranks(ranks, f"exit code {code}")
+    return code
+
+
+def _stop_waiting_ranks(ranks: distributed.Ranks, reason: str) -> None:
+    """Ranks > 0 may be waiting for rank 0's results; a rank 0 that stops tells them."""
+    if ranks.is_main and ranks.world_size > 1:
+        distributed.announce_rank0_failure(reason)
+
+
+def _execute(request: RunRequest, ranks: distributed.Ranks) -> int:
     prepared = prepare(request)
     path = run_path(request, prepared.composition, ranks)
     store = ArtifactStore(path.parent.parent / CACHE_DIR)
@@ -178,6 +197,7 @@ def _run_pipeline(
     sink = add_run_log(run.path, ranks.rank)
     context = RunContext(run.path, run.name, run.project, ranks.rank, ranks.world_size)
     observers: list[Any] = []
+    record: rundir.RunRecord | None = None
     if ranks.is_main:
         git = git_state()
         if git and git["dirty"]:
@@ -197,15 +217,19 @@ def _run_pipeline(
             "world_size": ranks.world_size,
             "launcher": ranks.launcher,
         }
-        observers = [rundir.RunRecord(run, base), *prepared.settings["observers"]]
+        record = rundir.RunRecord(run, base)
+        observers = [record, *prepared.settings["observers"]]
     events = Events(observers)
     logger.info(f"run directory: {run.path}")
     outcome: dict[str, Any] = {"status": "failed", "exit_code": 1}
     try:
         with _signals_raise_interrupted():
             events.emit("on_run_start", {"dir": str(run.path), "name": run.name})
-            state = Pipeline(steps, store=store, run=context, events=events).execute()
-        outcome = {"status": "completed", "exit_code": EXIT_OK, "world_size": _world_size()}
+            pipeline = Pipeline(steps, store=store, run=context, events=events)
+            if ranks.world_size > 1:
+                pipeline.rank0_failure = distributed.rank0_failure
+            state = pipeline.execute()
+        outcome = {"status": "completed", "exit_code": EXIT_OK}
         outcome["metrics"] = _report(state, prepared.settings["report_key"])
         if ranks.is_main:
             atomic_write_text(run.file(rundir.OPERATIVE), gin.operative_config_str())
@@ -222,16 +246,11 @@ def _run_pipeline(
         outcome = {"status": "failed", "exit_code": e.exit_code, "error": str(e)}
         raise
     finally:
+        if record is not None:
+            world = distributed.trained_world(ranks)
+            record.data.update(world_size=world.world_size, launcher=world.launcher)
         events.emit("on_run_end", outcome)
         logger.remove(sink)
-
-
-def _world_size() -> int | None:
-    """Ranks that trained together: Lightning's ddp parent starts alone and grows later."""
-    dist = sys.modules.get("torch.distributed")
-    if dist is not None and dist.is_available() and dist.is_initialized():
-        return dist.get_world_size()
-    return None
 
 
 def _all_overrides(run: rundir.RunDir) -> list[str]:

@@ -37,6 +37,7 @@ class TaskSpec:
     pickle_ok: tuple[str, ...] = ()
     hints: tuple[tuple[str, str], ...] = ()
     uses: tuple[str, ...] = ()
+    check: Callable[[], None] | None = None
 
     @property
     def qualname(self) -> str:
@@ -53,6 +54,7 @@ def task(
     pickle_ok: tuple[str, ...] | list[str] = (),
     hints: dict[str, str] | None = None,
     uses: tuple[str, ...] | list[str] = (),
+    check: Callable[[], None] | None = None,
     name: str | None = None,
     module: str | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -71,6 +73,8 @@ def task(
             each with what to tell a user who did not set it; checked before any task runs.
         uses: configurables the task calls itself rather than receiving them as parameters
             (``fit`` builds the ``Trainer``): their bindings join the task's cache key.
+        check: called without arguments once the config is final, before any task runs;
+            raises ``ConfigError`` for a setting the task cannot honour.
         name, module: the gin name (defaults: the function name and its module).
     """
     reads, writes, pickle_ok = tuple(reads), tuple(writes), tuple(pickle_ok)
@@ -90,6 +94,7 @@ def task(
             pickle_ok=pickle_ok,
             hints=tuple((hints or {}).items()),
             uses=tuple(uses),
+            check=check,
         )
         wrapper = gin.configurable(name or fn.__name__, module=module)(fn)
         setattr(wrapper, SPEC_ATTR, spec)

@@ -35,6 +35,7 @@ from tasks.lightning.trainer import (
     build_trainer,
     checkpoint_callbacks,
     extra_loggers,
+    refuse_spawned_ranks,
     refuse_trainer_args_owned_by_fit,
 )
 from tasks.models import factory_name, model_record
@@ -48,12 +49,19 @@ MULTIPROCESSING_CONTEXTS = (None, "spawn", "fork", "forkserver")
 NO_MODEL = "no model chosen: add a model config, e.g. configs/models/resnet.gin"
 
 
+def check_fit_config() -> None:
+    """Trainer settings fit refuses; the runner calls this before any task starts."""
+    refuse_trainer_args_owned_by_fit()
+    refuse_spawned_ranks()
+
+
 @task(
     reads=("data", "seed"),
     writes=("model",),
     all_ranks=True,  # under DDP every rank trains
     uses=("pytorch_lightning.Trainer",),  # built inside: its bindings decide the result
     hints={"model": NO_MODEL},
+    check=check_fit_config,
 )
 def fit(
     state: TaskView,
@@ -123,7 +131,7 @@ def fit(
     """
     if model is None:
         raise ConfigError(NO_MODEL)
-    refuse_trainer_args_owned_by_fit()
+    check_fit_config()
     check_choice("scheduler_interval", scheduler_interval, ("step", "epoch"))
     check_choice("monitor_mode", monitor_mode, ("min", "max"))
     check_choice("multiprocessing_context", multiprocessing_context, MULTIPROCESSING_CONTEXTS)

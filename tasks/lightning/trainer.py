@@ -12,6 +12,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint, OnExceptionCheckpoint
 from pytorch_lightning.loggers import Logger
 
+from ginpipe.config import follow_macros
 from ginpipe.errors import ConfigError
 from tasks.lightning.checkpoints import LAST_NAME, ON_EXCEPTION_NAME, AtomicCheckpointIO
 
@@ -29,6 +30,20 @@ def refuse_trainer_args_owned_by_fit() -> None:
     for argument, advice in TRAINER_ARGS_OWNED_BY_FIT.items():
         if is_trainer_arg_bound(argument):
             raise ConfigError(f"Trainer.{argument} is set by fit; {advice}")
+
+
+def refuse_spawned_ranks() -> None:
+    """``ddp_spawn`` starts ranks in fresh processes that never parse the config (they would
+    train with gin's defaults); ``ddp`` re-runs the command line, so every rank has it."""
+    try:
+        strategy = follow_macros(gin.query_parameter("pytorch_lightning.Trainer.strategy"))
+    except ValueError:
+        return
+    if isinstance(strategy, str) and "spawn" in strategy:
+        raise ConfigError(
+            f"Trainer.strategy={strategy!r} starts ranks that never see the config; "
+            "use Trainer.strategy='ddp' (configs/trainer/ddp.gin)"
+        )
 
 
 def is_trainer_arg_bound(argument: str) -> bool:
