@@ -18,6 +18,23 @@ from typing import Any
 
 RUN_DIR_ENV = "GINPIPE_RUN_DIR"
 
+# What launchers set to tell a process who it is. A fresh, independent run (a test, a
+# benchmark trial) must not inherit any of them.
+LAUNCHER_VARIABLES = (
+    RUN_DIR_ENV,
+    "RANK",
+    "LOCAL_RANK",
+    "WORLD_SIZE",
+    "LOCAL_WORLD_SIZE",
+    "NODE_RANK",
+    "SLURM_NTASKS",
+    "SLURM_PROCID",
+    "SLURM_JOB_ID",
+    "SLURM_ARRAY_JOB_ID",
+    "SLURM_ARRAY_TASK_ID",
+    "TORCHELASTIC_RUN_ID",
+)
+
 
 @dataclass(frozen=True)
 class Ranks:

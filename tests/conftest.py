@@ -26,21 +26,7 @@ if str(TOY_DIR) not in sys.path:
 
 import toytasks  # noqa: E402  (needs TOY_DIR on sys.path)
 
-# Variables through which launchers tell a process who it is; none may leak into a test.
-LAUNCHER_ENV = (
-    "GINPIPE_RUN_DIR",
-    "RANK",
-    "LOCAL_RANK",
-    "WORLD_SIZE",
-    "LOCAL_WORLD_SIZE",
-    "NODE_RANK",
-    "SLURM_NTASKS",
-    "SLURM_PROCID",
-    "SLURM_JOB_ID",
-    "SLURM_ARRAY_JOB_ID",
-    "SLURM_ARRAY_TASK_ID",
-    "TORCHELASTIC_RUN_ID",
-)
+from ginpipe.distributed import LAUNCHER_VARIABLES  # noqa: E402
 
 BASE_GIN = """\
 # numbers -> total -> metrics
@@ -61,14 +47,14 @@ def _reset_logging() -> None:
 @pytest.fixture(autouse=True)
 def clean_globals() -> Iterator[None]:
     """gin bindings, loguru handlers, launcher variables and toy records start empty."""
-    saved = {name: os.environ.pop(name) for name in LAUNCHER_ENV if name in os.environ}
+    saved = {name: os.environ.pop(name) for name in LAUNCHER_VARIABLES if name in os.environ}
     gin.clear_config()
     toytasks.EVENTS.clear()
     toytasks.OFFSET_CALLS.clear()
     yield
     gin.clear_config()
     _reset_logging()
-    for name in LAUNCHER_ENV:
+    for name in LAUNCHER_VARIABLES:
         os.environ.pop(name, None)
     os.environ.update(saved)
 

@@ -50,21 +50,8 @@ PRELOAD = [
     "tasks.report",
     "tasks.models.resnet",
 ]
-# Variables through which launchers tell a process who it is; a trial must not inherit them.
-LAUNCHER_ENV = (
-    "GINPIPE_RUN_DIR",
-    "RANK",
-    "LOCAL_RANK",
-    "WORLD_SIZE",
-    "LOCAL_WORLD_SIZE",
-    "NODE_RANK",
-    "SLURM_NTASKS",
-    "SLURM_PROCID",
-    "SLURM_JOB_ID",
-    "SLURM_ARRAY_JOB_ID",
-    "SLURM_ARRAY_TASK_ID",
-    "TORCHELASTIC_RUN_ID",
-)
+from ginpipe.distributed import LAUNCHER_VARIABLES  # noqa: E402
+
 TIMEOUT_S = 300.0
 
 
@@ -133,7 +120,7 @@ class Launch:
                 str(cwd),
                 str(self.stdout_path),
                 str(self.stderr_path),
-                LAUNCHER_ENV,
+                LAUNCHER_VARIABLES,
             ),
             name=f"ginpipe-{self.label}",
         )
