@@ -14,7 +14,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from ginpipe.errors import EXIT_USAGE, GinpipeError, TaskFailed
+from ginpipe.errors import GinpipeError, TaskFailed
 
 app = typer.Typer(
     name="ginpipe",
@@ -205,5 +205,3 @@ def main(argv: list[str] | None = None) -> Any:
 
 if __name__ == "__main__":  # pragma: no cover
     main()
-
-__all__ = ["EXIT_USAGE", "app", "main"]

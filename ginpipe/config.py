@@ -77,8 +77,7 @@ def compose_text(text: str, origin: str, mods: Sequence[str] = ()) -> Compositio
     composer.begin()
     composer.apply_text(text, origin, base_dir=Path(origin).parent)
     composer.apply_mods(mods)
-    composition = composer.finish([origin], list(mods))
-    return composition
+    return composer.finish([origin], list(mods))
 
 
 def _existing_file(path: Path) -> Path:
@@ -87,8 +86,6 @@ def _existing_file(path: Path) -> Path:
     hint = ""
     if path.parent.is_dir():
         hint = did_you_mean(path.name, [p.name for p in path.parent.glob("*.gin")])
-    elif not path.exists():
-        hint = ""
     kind = "is a directory" if path.is_dir() else "not found"
     raise ConfigError(f"config file {kind}: {path}{hint}")
 

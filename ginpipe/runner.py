@@ -22,7 +22,7 @@ from loguru import logger
 from ginpipe import distributed, rundir
 from ginpipe.atomic import atomic_write_text
 from ginpipe.config import Composition, compose, compose_text
-from ginpipe.errors import EXIT_OK, ConfigError, GinpipeError, Interrupted, RunDirError, TaskFailed
+from ginpipe.errors import EXIT_OK, ConfigError, GinpipeError, Interrupted, TaskFailed
 from ginpipe.events import Events
 from ginpipe.log import add_run_log
 from ginpipe.pipeline import (
@@ -306,8 +306,3 @@ def _signals_raise_interrupted() -> Iterator[None]:
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
-
-
-def check_resumable(path: Path) -> None:
-    if not (path / rundir.CONFIG).exists():
-        raise RunDirError(f"not a run directory (no {rundir.CONFIG}): {path}")

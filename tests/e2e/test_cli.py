@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import BASE_GIN, LAUNCHER_ENV, TOY_DIR
+from conftest import BASE_GIN, LAUNCHER_VARIABLES, TOY_DIR
 
 NAP_GIN = """\
 include 'base.gin'
@@ -44,7 +44,7 @@ def ginpipe_command() -> list[str]:
 
 
 def child_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in LAUNCHER_ENV}
+    env = {k: v for k, v in os.environ.items() if k not in LAUNCHER_VARIABLES}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TOY_DIR), env.get("PYTHONPATH")]))
     return env
 
