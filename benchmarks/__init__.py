@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks of ginpipe against hand-written equivalents (see README.md)."""

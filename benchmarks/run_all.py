@@ -1,0 +1,244 @@
+"""Run the benchmarks side by side in one go and write ``benchmarks/RESULTS.md``.
+
+    python benchmarks/run_all.py                       # everything -> benchmarks/RESULTS.md
+    python benchmarks/run_all.py --only cli            # one benchmark (or a comma list)
+    python benchmarks/run_all.py --only cache,scale --repeats 5
+
+A partial run (``--only``) prints its Markdown and writes it to ``benchmarks/_work/``, so
+RESULTS.md always holds one complete run. When a target is missed and pyinstrument is
+installed, the slow part is profiled and the top frames go into the report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from types import ModuleType
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))  # `python benchmarks/run_all.py` puts benchmarks/ first
+
+from benchmarks import overhead, resume  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    BENCH_DIR,
+    DISTURBED_CORES,
+    QUIET_WAIT_S,
+    WORK,
+    BenchResult,
+    have_pyinstrument,
+    interleave,
+    log,
+    machine_info,
+    markdown_table,
+)
+
+# Key -> module, in the order they run: quick ones first, the long training runs last.
+BENCHMARKS = {
+    "cli": "benchmarks.cli_latency",
+    "scale": "benchmarks.data_scale",
+    "loading": "benchmarks.data_loading",
+    "cache": "benchmarks.cache_warm",
+    "overhead": "benchmarks.overhead",
+    "resume": "benchmarks.resume",
+}
+RESULTS = BENCH_DIR / "RESULTS.md"
+
+# What the profiles showed when these benchmarks were written, per benchmark whose target
+# can be missed; printed under the fresh profile so a reader can check it still holds.
+ANALYSIS = {
+    "overhead": (
+        "Both processes pay the same interpreter start and Lightning import (see the CLI "
+        "table) "
+        "and the same `Trainer.fit`. Around training, ginpipe adds: registering the torch, "
+        "Lightning and torchmetrics classes with gin and importing the task modules (about "
+        "0.3 s; pandas, scikit-learn and matplotlib are loaded by Lightning anyway), the "
+        "evaluation report (`evaluate`: predictions.csv, metrics.json and two matplotlib "
+        "plots, against `trainer.test` alone by hand), run.json/config files and cache writes "
+        "with fsync. Together that is roughly 0.5-1 s, i.e. about 5-8 % of a job this short; "
+        "the ratio tends to 1 as training grows. Ways down: draw the report plots only on "
+        "request (or after the metrics are recorded, off the critical path), and register "
+        "the torch/Lightning classes with gin lazily (only the names a config uses)."
+    ),
+    "resume": (
+        "Two causes. (1) A resumed process pays its start-up again (interpreter, Lightning "
+        "import, config: the 'outside tasks' row), which alone is a large share of this "
+        "short pipeline (compare it with the uninterrupted wall), so <= 1.15x is out of "
+        "reach for a job this short and easy for one of minutes. "
+        "(2) `last.ckpt` is older than the last complete epoch: with Lightning "
+        "2.6, `ModelCheckpoint(save_last=True)` rewrites `last.ckpt` only in an epoch where "
+        "it also saved a top-k checkpoint (`_save_last_checkpoint` is guarded by "
+        "`_last_global_step_saved == global_step`), i.e. only when `val_acc` improved, so a "
+        "resume redoes every epoch since the last improvement (the 'epochs complete in "
+        "last.ckpt' row). Fix for (2), in `tasks/lightning/trainer.py` "
+        "`checkpoint_callbacks`: add a separate `ModelCheckpoint(dirpath=checkpoint_dir, "
+        "filename='last', monitor=None, save_top_k=1, enable_version_counter=False)` and "
+        "drop `save_last=True` from the best-k callback; checked with Lightning 2.6.6, that "
+        "callback rewrites last.ckpt at the end of every epoch."
+    ),
+    "cache": (
+        "The warm run still pays the interpreter start, the Lightning import and config "
+        "composition before its first step; the cache can only remove task work. Compare "
+        "the warm time with the Lightning-import floor in the table."
+    ),
+    "loading": (
+        "Both decode with the same calls (PIL open, convert, resize, /255, normalize) in "
+        "two spawned workers; a gap usually comes from the machine (2 workers on 2 cores "
+        "are sensitive to any other process). Compare the per-item frames of the two "
+        "profiles above, taken without workers."
+    ),
+}
+
+
+def run_selected(keys: list[str], repeats: int) -> list[BenchResult | tuple[str, str]]:
+    """Each benchmark's result, or (key, traceback) for one that failed."""
+    results: list[BenchResult | tuple[str, str]] = []
+    pending = list(keys)
+    if "overhead" in pending and "resume" in pending:
+        # One interleaved loop of three variants: the uninterrupted ginpipe runs serve as
+        # the subject of the overhead benchmark and the reference of the resume benchmark.
+        log("overhead + resume: hand-written, ginpipe, ginpipe killed + resumed")
+        try:
+            shared = interleave({**overhead.variants(), **resume.variants()}, repeats)
+            results += [overhead.report(shared), resume.report(shared)]
+        except Exception:
+            results += [(k, traceback.format_exc()) for k in ("overhead", "resume")]
+        pending = [k for k in pending if k not in ("overhead", "resume")]
+    for key in pending:
+        log(f"{key}: starting")
+        module: ModuleType = importlib.import_module(BENCHMARKS[key])
+        try:
+            results.append(module.run(repeats))
+        except Exception:
+            results.append((key, traceback.format_exc()))
+        log(f"{key}: done")
+    order = list(BENCHMARKS)
+    return sorted(results, key=lambda r: order.index(r[0] if isinstance(r, tuple) else r.key))
+
+
+def profile_misses(results: list[BenchResult | tuple[str, str]]) -> dict[str, str]:
+    """A pyinstrument profile of the slow part of every benchmark that missed a target."""
+    profiles: dict[str, str] = {}
+    for result in results:
+        if not isinstance(result, BenchResult) or not result.missed or result.profile is None:
+            continue
+        if not have_pyinstrument():
+            profiles[result.key] = "(install pyinstrument to get a profile here)"
+            continue
+        log(f"{result.key}: target missed, profiling")
+        try:
+            profiles[result.key] = result.profile()
+        except Exception as error:  # a failed profile must not lose the results
+            profiles[result.key] = f"(profile failed: {error})"
+    return profiles
+
+
+def missed_section(result: BenchResult, profile: str | None) -> list[str]:
+    lines = []
+    for target in result.missed:
+        lines.append(f"### {result.title}: {target.description}")
+        lines.append(f"Measured {target.value:.3g}, target {target.row()[2]}.")
+    if profile:
+        lines.append("pyinstrument, top frames (share of the whole process):")
+        lines.append(f"```\n{profile}\n```")
+    if result.key in ANALYSIS:
+        lines.append(f"Analysis: {ANALYSIS[result.key]}")
+    return lines
+
+
+def render(
+    results: list[BenchResult | tuple[str, str]],
+    info: dict[str, str],
+    repeats: int,
+    minutes: float,
+    command: str,
+    profiles: dict[str, str],
+) -> str:
+    done = [r for r in results if isinstance(r, BenchResult)]
+    failed = [r for r in results if isinstance(r, tuple)]
+    out = [
+        "# Benchmark results",
+        "",
+        f"`{command}`, {repeats} rounds per benchmark (at least 5 for the CLI and data loading), "
+        f"{minutes:.1f} min in all (profiles of missed targets taken afterwards). "
+        "Every figure is a median over rounds with its range "
+        "(min-max); ratios are taken per round between variants run next to each other "
+        "(A B A B ...), then summarized. Every measured variant is a fresh process. The "
+        "machine may be shared: before each round the runner waits (up to "
+        f"{QUIET_WAIT_S:.0f} s) for other processes to go quiet, and a round during which "
+        f"they used more than {DISTURBED_CORES} cores is run again (at most as many times "
+        "as there are rounds); each section says how quiet its kept rounds were.",
+        "",
+        "## Machine",
+        "",
+        markdown_table(["", ""], [[k, v] for k, v in info.items()]),
+        "",
+        "## Targets",
+        "",
+        markdown_table(
+            ["benchmark", "figure", "value (median)", "target", "status"],
+            [[r.title, *t.row()] for r in done for t in r.targets],
+        ),
+    ]
+    for result in done:
+        out += ["", f"## {result.title}", "", result.body]
+        out += [f"\n> Note: {note}" for note in result.notes]
+    missed = [r for r in done if r.missed]
+    if missed:
+        out += ["", "## Missed targets: profile and cause", ""]
+        for result in missed:
+            out += ["\n\n".join(missed_section(result, profiles.get(result.key))), ""]
+    for key, error in failed:
+        out += ["", f"## {key}: FAILED", "", f"```\n{error}\n```"]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def load_average() -> str:
+    return " / ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--only", default="", help=f"comma-separated subset of: {', '.join(BENCHMARKS)}"
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="rounds per benchmark (>= 3)")
+    parser.add_argument("--output", type=Path, default=None, help="where to write the Markdown")
+    parser.add_argument("--no-profile", action="store_true", help="skip profiling misses")
+    args = parser.parse_args()
+
+    keys = [k.strip() for k in args.only.split(",") if k.strip()] or list(BENCHMARKS)
+    unknown = [k for k in keys if k not in BENCHMARKS]
+    if unknown:
+        parser.error(f"unknown benchmark(s) {unknown}; choose from {', '.join(BENCHMARKS)}")
+    if args.repeats < 3:
+        parser.error("--repeats must be at least 3 (a median and a spread need them)")
+
+    WORK.mkdir(parents=True, exist_ok=True)
+    info = machine_info()
+    info["load average at start (1/5/15 min)"] = load_average()
+    start = time.monotonic()
+    results = run_selected(keys, args.repeats)
+    info["load average at end (1/5/15 min)"] = load_average()
+    minutes = (time.monotonic() - start) / 60
+    profiles = {} if args.no_profile else profile_misses(results)
+    command = "python benchmarks/run_all.py" + (f" --only {args.only}" if args.only else "")
+    if args.repeats != 3:
+        command += f" --repeats {args.repeats}"
+    text = render(results, info, args.repeats, minutes, command, profiles)
+
+    output = args.output or (RESULTS if not args.only else WORK / f"results-{'-'.join(keys)}.md")
+    output.write_text(text)
+    if args.only:
+        print(text)
+    log(f"wrote {output}")
+    return 1 if any(isinstance(r, tuple) for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
