@@ -77,7 +77,7 @@ def bound_parameters(selector: str, scope: str = "", _seen: frozenset[str] = fro
     if selector in _seen:
         return {"cycle": selector}
     seen = _seen | {selector}
-    scopes = _scope_prefixes(scope)
+    scopes = scope_prefixes(scope)
     params: dict[str, Any] = {}
     for (bound_scope, bound_selector), values in gin.config._CONFIG.items():
         if bound_selector != selector or bound_scope not in scopes:
@@ -97,7 +97,7 @@ def _used_configurable(name: str, scope: str) -> Any:
     }
 
 
-def _scope_prefixes(scope: str) -> set[str]:
+def scope_prefixes(scope: str) -> set[str]:
     parts = [p for p in scope.split("/") if p]
     return {"/".join(parts[:i]) for i in range(len(parts) + 1)}
 

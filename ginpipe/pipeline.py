@@ -122,7 +122,7 @@ def check_required(steps: Sequence[Step]) -> None:
             must_set = param.default is gin.REQUIRED or (name in hints and param.default is None)
             if not must_set:
                 continue
-            scopes = fingerprint._scope_prefixes(step.scope)
+            scopes = fingerprint.scope_prefixes(step.scope)
             bound = any(
                 sel == step.selector and sc in scopes and name in values
                 for (sc, sel), values in gin.config._CONFIG.items()
