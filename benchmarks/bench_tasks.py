@@ -29,7 +29,7 @@ from sklearn.decomposition import KernelPCA
 
 from ginpipe import task
 from ginpipe.state import TaskView
-from tasks.load import arrays_dataset
+from ginpipe.tasks.load import arrays_dataset
 
 CLOCK_ENV = "GINPIPE_BENCH_CLOCK"
 PIXEL_MAX = 16.0  # digits pixels run 0..16

@@ -82,9 +82,9 @@ def ensure_file_set(name: str, limit: int | None) -> FileSet:
 def build_data(labels_csv: Path) -> dict[str, Any]:
     """``data`` as the pipeline builds it for configs/data/files.gin, calling the tasks."""
     from ginpipe.state import State, TaskView
-    from tasks.features import make_features
-    from tasks.load import load_table
-    from tasks.split import split_dataset
+    from ginpipe.tasks.features import make_features
+    from ginpipe.tasks.load import load_table
+    from ginpipe.tasks.split import split_dataset
 
     state = State()
     steps = [
@@ -102,7 +102,7 @@ def ginpipe_epoch(labels_csv: Path, workers: int = WORKERS) -> dict[str, Any]:
     import torch
     from torch.utils.data import DataLoader
 
-    from tasks.data import make_dataset
+    from ginpipe.tasks.data import make_dataset
 
     start = time.perf_counter()
     data = build_data(labels_csv)

@@ -130,14 +130,14 @@ def config(configs: Configs, mod: Mods = None, verbose: Verbose = False) -> None
 def list_configurables(
     filter: Annotated[str | None, typer.Argument(help="Show names containing this.")] = None,
     module: Annotated[
-        list[str] | None, typer.Option(help="Modules to import first (default: tasks).")
+        list[str] | None, typer.Option(help="Modules to import first (default: ginpipe.tasks).")
     ] = None,
     verbose: Verbose = False,
 ) -> None:
     """Tasks and configurables: parameters, defaults, first doc line."""
     from ginpipe.catalog import describe
 
-    typer.echo(_guarded(verbose, lambda: describe(filter, module or ["tasks"])))
+    typer.echo(_guarded(verbose, lambda: describe(filter, module or ["ginpipe.tasks"])))
 
 
 @app.command()

@@ -24,7 +24,8 @@ import gin
 
 from ginpipe import __version__
 
-KEY_FORMAT = 1
+KEY_FORMAT = 2  # 2: the task library moved from `tasks` to `ginpipe.tasks`
+LIBRARY_PACKAGE = "ginpipe.tasks"
 LIBRARIES = ("torch", "pytorch-lightning", "numpy", "pandas", "scikit-learn", "gin-config")
 _MAX_TREE_FILES = 200_000
 
@@ -211,14 +212,22 @@ def _is_project_module(module: Any) -> bool:
     """User or task code: a source file outside the interpreter's library folders.
 
     The engine itself is left out (its version is in every key instead), so editing a
-    task reruns that task, not everything.
+    task reruns that task, not everything. The standard task library (``ginpipe.tasks``)
+    counts as task code: from a source checkout its files are hashed, and from an
+    installed wheel it sits in site-packages and counts by version.
     """
     file = getattr(module, "__file__", None)
     name = getattr(module, "__name__", "")
-    if not file or not file.endswith(".py") or name == "ginpipe" or name.startswith("ginpipe."):
+    if not file or not file.endswith(".py") or _is_engine_module(name):
         return False
     resolved = str(Path(file).resolve())
     return not any(resolved.startswith(root) for root in _library_roots())
+
+
+def _is_engine_module(name: str) -> bool:
+    if name == "ginpipe" or name == LIBRARY_PACKAGE or name.startswith(LIBRARY_PACKAGE + "."):
+        return name == "ginpipe"
+    return name.startswith("ginpipe.")
 
 
 @cache

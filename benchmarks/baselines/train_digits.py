@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 from torchmetrics.classification import MulticlassAccuracy
 
-from tasks.models.resnet import ResNet
+from ginpipe.tasks.models.resnet import ResNet
 
 # The values of configs/base.gin, configs/data/digits.gin, configs/trainer/cpu.gin and
 # configs/models/resnet.gin; benchmarks/overhead.py checks them against a real run.

@@ -34,12 +34,12 @@ from launch import (
 
 from ginpipe.config import compose_text
 from ginpipe.store import ArtifactStore
-from tasks.data import make_dataset
-from tasks.evaluate import predict_probabilities
-from tasks.lightning.checkpoints import read_checkpoint
-from tasks.lightning.classifier import network_weights_from_checkpoint
-from tasks.models import build_model
-from tasks.report import classification_metrics
+from ginpipe.tasks.data import make_dataset
+from ginpipe.tasks.evaluate import predict_probabilities
+from ginpipe.tasks.lightning.checkpoints import read_checkpoint
+from ginpipe.tasks.lightning.classifier import network_weights_from_checkpoint
+from ginpipe.tasks.models import build_model
+from ginpipe.tasks.report import classification_metrics
 
 pytestmark = pytest.mark.slow
 

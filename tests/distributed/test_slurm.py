@@ -28,7 +28,7 @@ from launch import (
 from ginpipe import distributed
 from ginpipe.errors import ConfigError
 from ginpipe.runner import RunRequest, run_path
-from tasks.lightning.checkpoints import read_checkpoint
+from ginpipe.tasks.lightning.checkpoints import read_checkpoint
 
 SLURM_VARIABLES = (
     "SLURM_JOB_ID",

@@ -41,14 +41,14 @@ PRELOAD = [
     "pytorch_lightning",
     "ginpipe.cli",
     "ginpipe.runner",
-    "tasks.seeding",
-    "tasks.load",
-    "tasks.split",
-    "tasks.features",
-    "tasks.fit",
-    "tasks.evaluate",
-    "tasks.report",
-    "tasks.models.resnet",
+    "ginpipe.tasks.seeding",
+    "ginpipe.tasks.load",
+    "ginpipe.tasks.split",
+    "ginpipe.tasks.features",
+    "ginpipe.tasks.fit",
+    "ginpipe.tasks.evaluate",
+    "ginpipe.tasks.report",
+    "ginpipe.tasks.models.resnet",
 ]
 from ginpipe.distributed import LAUNCHER_VARIABLES  # noqa: E402
 

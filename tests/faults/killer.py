@@ -97,7 +97,7 @@ def install(fault: Fault) -> None:
     """Install the patches ``fault`` needs (the step trace is always installed)."""
     import ginpipe.state
     import ginpipe.store
-    from tasks.lightning.classifier import Classifier
+    from ginpipe.tasks.lightning.classifier import Classifier
 
     training_step = Classifier.training_step
 

@@ -15,10 +15,10 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from ginpipe.errors import DataError
 from ginpipe.state import State, TaskView
-from tasks.data import ImageFileDataset, make_dataset
-from tasks.features import make_features
-from tasks.load import load_table
-from tasks.split import split_dataset
+from ginpipe.tasks.data import ImageFileDataset, make_dataset
+from ginpipe.tasks.features import make_features
+from ginpipe.tasks.load import load_table
+from ginpipe.tasks.split import split_dataset
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "make_file_dataset.py"
 SPEC = {"size": [8, 8], "channels": 1, "mean": [0.5], "std": [0.25]}

@@ -11,10 +11,10 @@ import torch
 from sklearn import metrics as sk
 
 from ginpipe.state import RunContext, State, TaskView
-from tasks.evaluate import evaluate
-from tasks.models import factory_name, model_record
-from tasks.models.mlp import MLP
-from tasks.report import classification_metrics
+from ginpipe.tasks.evaluate import evaluate
+from ginpipe.tasks.models import factory_name, model_record
+from ginpipe.tasks.models.mlp import MLP
+from ginpipe.tasks.report import classification_metrics
 
 CLASSES = ["cat", "dog", "owl"]
 MODEL_KWARGS = {"num_classes": 3, "input_shape": [4], "hidden_sizes": [8]}

@@ -16,9 +16,9 @@ from sklearn.preprocessing import StandardScaler
 from ginpipe import codecs
 from ginpipe.errors import ConfigError
 from ginpipe.state import State, TaskView
-from tasks.features import make_features, register_transformers
-from tasks.load import load_sklearn, load_table
-from tasks.split import split_dataset
+from ginpipe.tasks.features import make_features, register_transformers
+from ginpipe.tasks.load import load_sklearn, load_table
+from ginpipe.tasks.split import split_dataset
 
 
 def run_steps(steps: list[tuple[Any, tuple[str, ...], dict]]) -> State:

@@ -15,15 +15,15 @@ from pytorch_lightning.loggers import CSVLogger
 
 from ginpipe.errors import CheckpointError, ConfigError
 from ginpipe.state import RunContext, State, TaskView
-from tasks.fit import fit
-from tasks.lightning.checkpoints import AtomicCheckpointIO
-from tasks.lightning.classifier import Classifier
-from tasks.lightning.csv_logger import ContinuingCSVLogger
-from tasks.lightning.factories import plain_factory
-from tasks.lightning.trainer import extra_loggers
-from tasks.models import build_model
-from tasks.models.mlp import MLP
-from tasks.models.resnet import ResNet
+from ginpipe.tasks.fit import fit
+from ginpipe.tasks.lightning.checkpoints import AtomicCheckpointIO
+from ginpipe.tasks.lightning.classifier import Classifier
+from ginpipe.tasks.lightning.csv_logger import ContinuingCSVLogger
+from ginpipe.tasks.lightning.factories import plain_factory
+from ginpipe.tasks.lightning.trainer import extra_loggers
+from ginpipe.tasks.models import build_model
+from ginpipe.tasks.models.mlp import MLP
+from ginpipe.tasks.models.resnet import ResNet
 
 TRAINER_BINDINGS = {
     "max_epochs": 1,
@@ -63,10 +63,10 @@ def trainer_config():
     gin.clear_config()
     for name, value in TRAINER_BINDINGS.items():
         gin.bind_parameter(f"pytorch_lightning.Trainer.{name}", value)
-    gin.bind_parameter("tasks.models.resnet.ResNet.width", 4)
-    gin.bind_parameter("tasks.models.resnet.ResNet.blocks_per_stage", [1, 1])
-    gin.bind_parameter("tasks.models.mlp.MLP.hidden_sizes", [16])
-    gin.bind_parameter("tasks.models.mlp.MLP.dropout", 0.3)
+    gin.bind_parameter("ginpipe.tasks.models.resnet.ResNet.width", 4)
+    gin.bind_parameter("ginpipe.tasks.models.resnet.ResNet.blocks_per_stage", [1, 1])
+    gin.bind_parameter("ginpipe.tasks.models.mlp.MLP.hidden_sizes", [16])
+    gin.bind_parameter("ginpipe.tasks.models.mlp.MLP.dropout", 0.3)
     yield
     gin.clear_config()
 
@@ -102,7 +102,7 @@ def test_fit_writes_checkpoints_and_logs_and_returns_a_storable_record(tmp_path)
     assert best.parent == checkpoints and best.name.startswith("best-")
     assert {row["epoch"] for row in read_csv_rows(tmp_path / "logs" / "metrics.csv")} == {"0", "1"}
 
-    assert record["factory"] == "tasks.models.resnet.ResNet"
+    assert record["factory"] == "ginpipe.tasks.models.resnet.ResNet"
     assert record["kwargs"] == {"num_classes": 3, "input_shape": [1, 8, 8]}
     assert record["epochs"] == 2
     assert all(t.device.type == "cpu" for t in record["weights"].values())
@@ -156,7 +156,7 @@ def test_a_mid_epoch_checkpoint_refreshes_last_ckpt_and_resumes(tmp_path):
 
 def test_a_checkpoint_of_another_width_is_a_checkpoint_error(tmp_path):
     run_fit(tmp_path)
-    gin.bind_parameter("tasks.models.resnet.ResNet.width", 8)
+    gin.bind_parameter("ginpipe.tasks.models.resnet.ResNet.width", 8)
     mismatch = r"last\.ckpt does not fit the configured model: 'network\.stem\.0\.weight'"
     with pytest.raises(CheckpointError, match=mismatch):
         run_fit(tmp_path, max_epochs=2)

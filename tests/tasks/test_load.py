@@ -10,7 +10,7 @@ import pytest
 
 from ginpipe.errors import ConfigError, DataError
 from ginpipe.state import State, TaskView
-from tasks.load import load_csv_features, load_folder, load_sklearn, load_table
+from ginpipe.tasks.load import load_csv_features, load_folder, load_sklearn, load_table
 
 
 def call(task, **params) -> dict:

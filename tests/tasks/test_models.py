@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from ginpipe.errors import CheckpointError, ConfigError
-from tasks.models import build_model, factory_name, model_record
-from tasks.models.mlp import MLP
-from tasks.models.resnet import ResNet
+from ginpipe.tasks.models import build_model, factory_name, model_record
+from ginpipe.tasks.models.mlp import MLP
+from ginpipe.tasks.models.resnet import ResNet
 
 
 @pytest.mark.parametrize("size", [8, 32, 64])
@@ -56,7 +56,7 @@ def test_a_record_rebuilds_the_same_network():
         None,
         1,
     )
-    assert record["factory"] == "tasks.models.mlp.MLP"
+    assert record["factory"] == "ginpipe.tasks.models.mlp.MLP"
     x = torch.randn(4, 5)
     assert torch.equal(build_model(record)(x), network(x))
 

@@ -10,7 +10,7 @@ import torch
 
 from ginpipe.errors import ConfigError
 from ginpipe.state import State, TaskView
-from tasks.seeding import seed_everything
+from ginpipe.tasks.seeding import seed_everything
 
 
 def seed(**params) -> dict:

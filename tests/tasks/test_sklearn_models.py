@@ -10,7 +10,7 @@ import pytest
 
 from ginpipe.errors import ConfigError
 from ginpipe.state import RunContext, State, TaskView
-from tasks.sklearn_models import (
+from ginpipe.tasks.sklearn_models import (
     class_probabilities,
     evaluate_sklearn,
     fit_sklearn,

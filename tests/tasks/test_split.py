@@ -8,7 +8,7 @@ import pytest
 
 from ginpipe.errors import ConfigError, DataError
 from ginpipe.state import State, TaskView
-from tasks.split import split_dataset
+from ginpipe.tasks.split import split_dataset
 
 N_ROWS = 100
 

@@ -8,7 +8,7 @@ import pytest
 from ginpipe.gintext import GinSyntaxError, Statement, pad_to_line, split_statements
 
 REALISTIC = '''# base
-import tasks.load
+import ginpipe.tasks.load
 include 'models/resnet.gin'
 LR = 0.01
 run.tasks = [

@@ -1,0 +1,29 @@
+"""Turn one split of the ``data`` state key into a torch Dataset for the data loaders."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset, TensorDataset
+
+from ginpipe.tasks.data.images import ImageFileDataset
+
+SPLITS = ("train", "val", "test")
+
+
+def make_dataset(data: Mapping[str, Any], split: str) -> Dataset:
+    """A Dataset of ``(x: float32 tensor, y: int64 tensor)`` for ``split`` of ``data``.
+
+    Arrays are copied into tensors once (the stored arrays may be read-only); files are
+    decoded per item, in the DataLoader workers.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    part = data[split]
+    if data["kind"] == "files":
+        return ImageFileDataset(part["path"], part["y"], data["transform"])
+    return TensorDataset(
+        torch.tensor(part["X"], dtype=torch.float32), torch.tensor(part["y"], dtype=torch.int64)
+    )

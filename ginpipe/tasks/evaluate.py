@@ -1,0 +1,47 @@
+"""The ``evaluate`` task: score the trained network on the test split and write the report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from ginpipe import task
+from ginpipe.state import TaskView
+from ginpipe.tasks.data import make_dataset
+from ginpipe.tasks.models import build_model
+from ginpipe.tasks.report import write_classification_report
+
+
+@task(reads=("model", "data"), writes=("metrics",), cache=False, main_only=True)
+def evaluate(state: TaskView, *, batch_size: int = 256) -> dict[str, Any]:
+    """Predict the test split with the best weights and report metrics, predictions, plots.
+
+    A plain inference loop rather than ``Trainer.test``: it runs in one process whether
+    training used DDP or not, so every sample is scored exactly once (a distributed
+    sampler would pad the split) and the numbers do not depend on the strategy.
+    """
+    data = state["data"]
+    network = build_model(state["model"])
+    labels, probabilities = predict_probabilities(network, make_dataset(data, "test"), batch_size)
+    metrics = write_classification_report(
+        Path(state.run.dir), labels, probabilities, data["classes"]
+    )
+    return {"metrics": metrics}
+
+
+def predict_probabilities(
+    network: nn.Module, dataset: Dataset, batch_size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """True labels and softmax probabilities for every item of ``dataset``, in order."""
+    network.eval()
+    labels, probabilities = [], []
+    with torch.inference_mode():
+        for x, y in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+            probabilities.append(torch.softmax(network(x), dim=1))
+            labels.append(y)
+    return torch.cat(labels).numpy(), torch.cat(probabilities).double().numpy()

@@ -1,0 +1,158 @@
+"""Turn the dataset and its splits into model inputs, fitting every statistic on train only.
+
+Configs pick scikit-learn transformers by name, e.g.
+``make_features.transforms = [@StandardScaler()]`` or ``[@StandardScaler(), @PCA()]``;
+the classes in ``TRANSFORMERS`` are registered with gin when this module is imported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import gin
+import numpy as np
+from sklearn.base import TransformerMixin, clone
+from sklearn.decomposition import PCA
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import (
+    FunctionTransformer,
+    MaxAbsScaler,
+    MinMaxScaler,
+    RobustScaler,
+    StandardScaler,
+)
+
+from ginpipe import task
+from ginpipe.errors import ConfigError
+from ginpipe.state import TaskView
+from ginpipe.tasks.data.images import ImageTransform, channel_mean_std, probe_image
+from ginpipe.tasks.split import SPLIT_NAMES
+
+TRANSFORMERS = {
+    "sklearn.preprocessing": (StandardScaler, MinMaxScaler, RobustScaler, MaxAbsScaler),
+    "sklearn.decomposition": (PCA,),
+}
+
+
+def register_transformers() -> None:
+    """Make the ``TRANSFORMERS`` configurable in gin; calling it again changes nothing."""
+    for module, classes in TRANSFORMERS.items():
+        for cls in classes:
+            if f"{module}.{cls.__name__}" not in gin.config._REGISTRY:
+                gin.external_configurable(cls, module=module)
+
+
+register_transformers()
+
+
+@task(reads=("dataset", "splits"), writes=("data",))
+def make_features(
+    state: TaskView,
+    *,
+    transforms: Sequence[TransformerMixin] = (),
+    scale: float = 1.0,
+    image_size: Sequence[int] | None = None,
+    channels: int | None = None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    stats_sample: int = 256,
+    seed: int = 0,
+) -> dict:
+    """The ``data`` key: per-split inputs and labels, plus what the model needs to know.
+
+    Array datasets: values are divided by ``scale`` (digits pixels run 0..16), then the
+    ``transforms`` are fitted on the train rows and applied to every split. Image-shaped
+    inputs keep their shape unless a transform changes the width (PCA makes them flat).
+
+    File datasets: nothing is decoded for all items; the per-item transform is stored as a
+    JSON spec. ``image_size`` [H, W] and ``channels`` default to the first train image's;
+    ``mean``/``std`` default to per-channel estimates from ``stats_sample`` train images
+    (chosen with ``seed``). Pass ``mean=[0.0], std=[1.0]`` to keep pixels in [0, 1].
+    """
+    dataset, splits = state["dataset"], state["splits"]
+    classes = list(dataset["classes"])
+    if dataset["kind"] == "files":
+        if transforms:
+            raise ConfigError(
+                "make_features.transforms applies to array datasets; image files are "
+                "normalized with make_features.mean/std"
+            )
+        data = _file_features(dataset, splits, image_size, channels, mean, std, stats_sample, seed)
+    else:
+        data = _array_features(dataset, splits, transforms, scale)
+    return {"data": {**data, "classes": classes, "num_classes": len(classes)}}
+
+
+def _array_features(
+    dataset: dict, splits: dict, transforms: Sequence[TransformerMixin], scale: float
+) -> dict[str, Any]:
+    if scale == 0:
+        raise ConfigError("make_features.scale is a divisor and must not be 0")
+    for transform in transforms:
+        if not hasattr(transform, "fit") or not hasattr(transform, "transform"):
+            raise ConfigError(
+                f"make_features.transforms: {type(transform).__name__} is not a transformer "
+                "(it needs fit and transform)"
+            )
+    features = np.asarray(dataset["X"], dtype=np.float32)
+    sample_shape = list(features.shape[1:])
+    flat = features.reshape(len(features), -1) / np.float32(scale)
+    labels = np.asarray(dataset["y"], dtype=np.int64)
+
+    # clone: the configured instances stay unfitted, so a rerun starts from the same state.
+    clones = [clone(transform) for transform in transforms]
+    pipeline = make_pipeline(*clones) if clones else FunctionTransformer()  # identity
+    pipeline.fit(flat[splits["train"]])
+
+    data: dict[str, Any] = {"kind": "arrays"}
+    for name in SPLIT_NAMES:
+        rows = flat[splits[name]]
+        if len(rows):  # scikit-learn refuses to transform zero rows (an empty val split)
+            rows = pipeline.transform(rows)
+        data[name] = {"X": np.asarray(rows, dtype=np.float32), "y": labels[splits[name]]}
+
+    width = data["train"]["X"].shape[1]
+    keeps_shape = width == flat.shape[1]
+    input_shape = sample_shape if keeps_shape else [width]
+    for name in SPLIT_NAMES:
+        data[name]["X"] = data[name]["X"].reshape(-1, *input_shape)
+    data["input_shape"] = input_shape
+    return data
+
+
+def _file_features(
+    dataset: dict,
+    splits: dict,
+    image_size: Sequence[int] | None,
+    channels: int | None,
+    mean: Sequence[float] | None,
+    std: Sequence[float] | None,
+    stats_sample: int,
+    seed: int,
+) -> dict[str, Any]:
+    table = dataset["table"]
+    paths = table["path"].to_numpy(dtype=str)
+    labels = table["y"].to_numpy(dtype=np.int64)
+    train_paths = paths[splits["train"]]
+
+    first_size, first_channels = probe_image(str(train_paths[0]))
+    size = tuple(int(side) for side in image_size) if image_size is not None else first_size
+    channels = channels if channels is not None else first_channels
+    if mean is None or std is None:
+        if stats_sample < 1:
+            raise ConfigError(f"make_features.stats_sample must be at least 1, got {stats_sample}")
+        rng = np.random.default_rng(seed)
+        count = min(stats_sample, len(train_paths))
+        sample = rng.choice(train_paths, size=count, replace=False)
+        estimated_mean, estimated_std = channel_mean_std(sample, size, channels)
+        mean = estimated_mean if mean is None else mean
+        std = estimated_std if std is None else std
+    transform = ImageTransform(size, channels, tuple(map(float, mean)), tuple(map(float, std)))
+
+    data: dict[str, Any] = {"kind": "files"}
+    for name in SPLIT_NAMES:
+        data[name] = {"path": paths[splits[name]], "y": labels[splits[name]]}
+    data["input_shape"] = [channels, *size]
+    data["transform"] = transform.to_spec()
+    return data

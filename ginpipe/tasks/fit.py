@@ -1,0 +1,226 @@
+"""The ``fit`` task: train a network on ``data`` with a gin-configured Lightning Trainer."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+from pytorch_lightning.loggers import Logger
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from ginpipe import task
+from ginpipe.errors import ConfigError, DataError
+from ginpipe.externals import register_all
+from ginpipe.state import TaskView
+from ginpipe.tasks.data import make_dataset
+from ginpipe.tasks.lightning.checkpoints import (
+    check_checkpoint_fits,
+    find_resume_checkpoint,
+    read_checkpoint,
+)
+from ginpipe.tasks.lightning.classifier import Classifier, network_weights_from_checkpoint
+from ginpipe.tasks.lightning.csv_logger import ContinuingCSVLogger
+from ginpipe.tasks.lightning.factories import plain_factory
+from ginpipe.tasks.lightning.reproducibility import (
+    EpochSeeding,
+    epoch_in_progress,
+    epoch_shuffling_sampler,
+)
+from ginpipe.tasks.lightning.trainer import (
+    build_trainer,
+    checkpoint_callbacks,
+    extra_loggers,
+    refuse_spawned_ranks,
+    refuse_trainer_args_owned_by_fit,
+)
+from ginpipe.tasks.models import factory_name, model_record
+
+# Configs bind `Trainer.*`, `@AdamW`, `@OneCycleLR`... as soon as they import this module.
+register_all()
+
+CHECKPOINT_DIR = "checkpoints"
+LOG_DIR = "logs"
+MULTIPROCESSING_CONTEXTS = (None, "spawn", "fork", "forkserver")
+NO_MODEL = "no model chosen: add a model config, e.g. configs/models/resnet.gin"
+
+
+def check_fit_config() -> None:
+    """Trainer settings fit refuses; the runner calls this before any task starts."""
+    refuse_trainer_args_owned_by_fit()
+    refuse_spawned_ranks()
+
+
+@task(
+    reads=("data", "seed"),
+    writes=("model",),
+    all_ranks=True,  # under DDP every rank trains
+    uses=("pytorch_lightning.Trainer",),  # built inside: its bindings decide the result
+    hints={"model": NO_MODEL},
+    check=check_fit_config,
+)
+def fit(
+    state: TaskView,
+    *,
+    model: Callable[..., nn.Module] | None = None,
+    optimizer: Callable[..., torch.optim.Optimizer] = torch.optim.AdamW,
+    scheduler: Callable[..., Any] | None = None,
+    scheduler_interval: str = "step",
+    loss: Callable[[], nn.Module] = nn.CrossEntropyLoss,
+    batch_size: int = 64,
+    num_workers: int = 0,
+    multiprocessing_context: str | None = None,
+    callbacks: Sequence[Callback] = (),
+    loggers: Sequence[Callable[..., Logger]] = (),
+    monitor: str = "val_acc",
+    monitor_mode: str = "max",
+    save_top_k: int = 1,
+    checkpoint_every_n_steps: int | None = None,
+) -> dict[str, Any]:
+    """Train ``model`` on the train split; keep the weights of the best epoch on val.
+
+    Every Trainer argument except those fit owns (callbacks, logger, plugins,
+    default_root_dir) comes from ``Trainer.*`` bindings. Under DDP each rank trains on its
+    own shard of every epoch and only rank 0 writes files (Lightning's rank-zero saving).
+
+    Files, all in the run directory: ``checkpoints/last.ckpt`` (every epoch, and every
+    ``checkpoint_every_n_steps`` steps if set), the best ``save_top_k`` checkpoints by
+    ``monitor``, ``checkpoints/on_exception.ckpt`` when training raises (Ctrl-C included;
+    Lightning deletes it after a run that ends normally), and ``logs/metrics.csv``
+    (train_loss, train_acc, val_loss, val_acc per epoch). Checkpoints are written
+    atomically and load with ``torch.load(weights_only=True)``.
+
+    Resuming: when ``last.ckpt`` or ``on_exception.ckpt`` exists (the newest wins),
+    training continues from it: epochs, global step, optimizer and scheduler state, and
+    the rows of ``metrics.csv``. A checkpoint that is damaged or does not fit the model
+    raises ``CheckpointError``. The train order is a function of (seed, epoch) and the
+    random generators are reseeded from (seed, epoch) when each epoch starts, so on CPU
+    with deterministic algorithms, a run resumed from an end-of-epoch checkpoint ends with
+    the same weights as an uninterrupted one.
+
+    A mid-epoch checkpoint (``checkpoint_every_n_steps``, or an exception) restores the
+    global step and the epoch's batch count, but Lightning cannot restore the position of
+    a plain DataLoader (it warns "your dataloader is not resumable"): the interrupted epoch
+    restarts from the first batch of its (seed, epoch) order and ends once the epoch's
+    batch count is reached, so that epoch sees its first batches twice and its last ones
+    not at all, and its generators are not reseeded. Later epochs are unaffected. Such a
+    run is close to, not identical with, an uninterrupted one.
+
+    Args:
+        model: a gin model class, e.g. ``@ResNet``; called with ``num_classes`` and
+            ``input_shape`` from the data, every other argument from its bindings.
+        optimizer: ``factory(params)``, e.g. ``@AdamW`` with ``AdamW.lr = 1e-3``.
+        scheduler: ``factory(optimizer)`` or None; an unset ``total_steps``
+            (OneCycleLR) or ``T_max`` (CosineAnnealingLR) becomes the length of training.
+        scheduler_interval: ``"step"`` or ``"epoch"``: when the scheduler steps.
+        loss: factory of the criterion, e.g. ``@CrossEntropyLoss``.
+        num_workers, multiprocessing_context: DataLoader workers (None, "spawn", "fork",
+            "forkserver"; "spawn" avoids forking a process that holds threads).
+        callbacks: extra Lightning callbacks.
+        loggers: extra logger factories, each called with ``save_dir=logs/<kind>``.
+        monitor, monitor_mode, save_top_k: how the best checkpoints are ranked and kept.
+        checkpoint_every_n_steps: also refresh ``last.ckpt`` every N training steps.
+
+    Returns:
+        ``{"model": record}`` with the best checkpoint's weights (see
+        docs/state-keys.md); ``ginpipe.tasks.models.build_model`` rebuilds the network.
+    """
+    if model is None:
+        raise ConfigError(NO_MODEL)
+    check_fit_config()
+    check_choice("scheduler_interval", scheduler_interval, ("step", "epoch"))
+    check_choice("monitor_mode", monitor_mode, ("min", "max"))
+    check_choice("multiprocessing_context", multiprocessing_context, MULTIPROCESSING_CONTEXTS)
+    data, seed, run_dir = state["data"], state["seed"], Path(state.run.dir)
+    train_set, val_set = make_dataset(data, "train"), make_dataset(data, "val")
+    if len(train_set) == 0 or len(val_set) == 0:
+        raise DataError("fit needs non-empty train and val splits")
+
+    num_classes = int(data["num_classes"])
+    input_shape = [int(size) for size in data["input_shape"]]
+    classifier = Classifier(
+        model(num_classes=num_classes, input_shape=tuple(input_shape)),
+        num_classes=num_classes,
+        optimizer=plain_factory(optimizer),
+        loss=loss(),
+        scheduler=plain_factory(scheduler) if scheduler is not None else None,
+        scheduler_interval=scheduler_interval,
+    )
+
+    checkpoint_dir = run_dir / CHECKPOINT_DIR
+    best_checkpoints, own_callbacks = checkpoint_callbacks(
+        checkpoint_dir, monitor, monitor_mode, save_top_k, checkpoint_every_n_steps
+    )
+    csv_logger = ContinuingCSVLogger(run_dir / LOG_DIR)
+    trainer = build_trainer(
+        run_dir,
+        callbacks=[*own_callbacks, EpochSeeding(seed), *callbacks],
+        loggers=[csv_logger, *extra_loggers(loggers, run_dir / LOG_DIR)],
+    )
+    loader_options = {
+        "batch_size": batch_size,
+        "num_workers": num_workers,
+        "multiprocessing_context": multiprocessing_context if num_workers > 0 else None,
+        "persistent_workers": num_workers > 0,
+    }
+    train_sampler = epoch_shuffling_sampler(train_set, seed, trainer)
+    train_loader = seeded_loader(train_set, seed, sampler=train_sampler, **loader_options)
+    val_loader = seeded_loader(val_set, seed, shuffle=False, **loader_options)
+
+    resume_from = find_resume_checkpoint(checkpoint_dir)
+    first_step = 0
+    if resume_from is not None:
+        first_step = prepare_resume(resume_from, classifier, train_sampler)
+    # Rows of the steps about to run (again) go; without a checkpoint that is all of them.
+    csv_logger.experiment.forget_rows_from(first_step)
+    with warnings.catch_warnings():
+        # Given an OnExceptionCheckpoint, Lightning turns ckpt_path=None into "last" and
+        # warns that it does; fit has already chosen (and checked) the checkpoint.
+        warnings.filterwarnings("ignore", message=r"`?\.fit\(ckpt_path=")
+        trainer.fit(classifier, train_loader, val_loader, ckpt_path=resume_from, weights_only=True)
+
+    best_path, weights = best_weights(best_checkpoints, classifier)
+    model_kwargs = {"num_classes": num_classes, "input_shape": input_shape}
+    record = model_record(
+        factory_name(model), model_kwargs, weights, best_path, trainer.current_epoch
+    )
+    return {"model": record}
+
+
+def check_choice(parameter: str, value: Any, choices: Sequence[Any]) -> None:
+    if value not in choices:
+        raise ConfigError(f"fit.{parameter} must be one of {list(choices)}, got {value!r}")
+
+
+def seeded_loader(dataset: Dataset, seed: int, **options: Any) -> DataLoader:
+    """A DataLoader with its own generator: creating its iterator then draws nothing from
+    the global RNG, whose state inside an epoch would otherwise depend on when Lightning
+    creates the iterator (which differs between a fresh and a resumed process)."""
+    return DataLoader(dataset, generator=torch.Generator().manual_seed(seed), **options)
+
+
+def prepare_resume(
+    checkpoint_path: Path, classifier: Classifier, train_sampler: DistributedSampler
+) -> int:
+    """Check that the checkpoint fits, line up the sampler with it, and return its global
+    step (the first step the resumed run trains)."""
+    checkpoint = check_checkpoint_fits(checkpoint_path, classifier)
+    # With workers, Lightning builds the first iterator of a process before it calls
+    # set_epoch, so the workers would prefetch the order of epoch 0.
+    train_sampler.set_epoch(epoch_in_progress(checkpoint))
+    return int(checkpoint["global_step"])
+
+
+def best_weights(
+    best_checkpoints: ModelCheckpoint, classifier: Classifier
+) -> tuple[str | None, dict[str, torch.Tensor]]:
+    """The best checkpoint's path and network weights; the final weights if none was ranked
+    (e.g. the monitored metric was never logged)."""
+    best_path = best_checkpoints.best_model_path or None
+    if best_path is None:
+        return None, classifier.network.state_dict()
+    return best_path, network_weights_from_checkpoint(read_checkpoint(Path(best_path)))

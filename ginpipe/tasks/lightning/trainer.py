@@ -1,0 +1,133 @@
+"""Build the gin-configured Trainer with the callbacks and loggers that ``fit`` owns."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import gin
+import pytorch_lightning as pl
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint, OnExceptionCheckpoint
+from pytorch_lightning.loggers import Logger
+
+from ginpipe.config import follow_macros
+from ginpipe.errors import ConfigError
+from ginpipe.tasks.lightning.checkpoints import LAST_NAME, ON_EXCEPTION_NAME, AtomicCheckpointIO
+
+# Trainer arguments that fit decides; a binding would be silently overridden, so it is refused.
+TRAINER_ARGS_OWNED_BY_FIT = {
+    "callbacks": "add callbacks with fit.callbacks = [...]",
+    "logger": "add loggers with fit.loggers = [...] (the CSV log in logs/ is always kept)",
+    "plugins": "fit installs its own checkpoint IO plugin",
+    "default_root_dir": "fit trains in the run directory",
+}
+
+
+def refuse_trainer_args_owned_by_fit() -> None:
+    """Fail before any work, naming the fit parameter to use instead."""
+    for argument, advice in TRAINER_ARGS_OWNED_BY_FIT.items():
+        if is_trainer_arg_bound(argument):
+            raise ConfigError(f"Trainer.{argument} is set by fit; {advice}")
+
+
+def refuse_spawned_ranks() -> None:
+    """``ddp_spawn`` starts ranks in fresh processes that never parse the config (they would
+    train with gin's defaults); ``ddp`` re-runs the command line, so every rank has it."""
+    try:
+        strategy = follow_macros(gin.query_parameter("pytorch_lightning.Trainer.strategy"))
+    except ValueError:
+        return
+    if isinstance(strategy, str) and "spawn" in strategy:
+        raise ConfigError(
+            f"Trainer.strategy={strategy!r} starts ranks that never see the config; "
+            "use Trainer.strategy='ddp' (configs/trainer/ddp.gin)"
+        )
+
+
+def is_trainer_arg_bound(argument: str) -> bool:
+    try:
+        gin.query_parameter(f"pytorch_lightning.Trainer.{argument}")
+    except ValueError:
+        return False
+    return True
+
+
+def build_trainer(run_dir: Path, callbacks: list[Callback], loggers: list[Logger]) -> pl.Trainer:
+    """The gin-configured Trainer, given only the arguments fit owns.
+
+    The progress bar is on only when stdout is a terminal (a log file fills with redraws
+    otherwise), unless the config binds ``Trainer.enable_progress_bar``.
+    """
+    owned: dict[str, Any] = {
+        "default_root_dir": str(run_dir),
+        "callbacks": callbacks,
+        "logger": loggers,
+        "plugins": [AtomicCheckpointIO()],
+    }
+    if not is_trainer_arg_bound("enable_progress_bar"):
+        owned["enable_progress_bar"] = sys.stdout.isatty()
+    return gin.get_configurable(pl.Trainer)(**owned)
+
+
+def checkpoint_callbacks(
+    checkpoint_dir: Path,
+    monitor: str,
+    monitor_mode: str,
+    save_top_k: int,
+    every_n_steps: int | None,
+) -> tuple[ModelCheckpoint, list[Callback]]:
+    """The best-k callback (returned first, to ask for the best path) and all checkpointing
+    callbacks: best-k, ``last.ckpt`` every epoch (and every N steps if asked), and
+    ``on_exception.ckpt``.
+
+    ``ModelCheckpoint(save_last=True)`` is not used: since Lightning 2.6 it refreshes
+    ``last.ckpt`` at an epoch end only when that epoch also saved a top-k checkpoint, so a
+    resume would go back to the best epoch. A callback without a monitor that keeps one
+    checkpoint named ``last`` writes it at every trigger. It comes after best-k so that
+    ``last.ckpt`` records best-k's state of the same epoch. ``enable_version_counter=False``
+    lets two callbacks share ``last.ckpt`` (otherwise one writes ``last-v1.ckpt``) and a
+    resumed run overwrite its own files.
+    """
+    best = ModelCheckpoint(
+        dirpath=checkpoint_dir,
+        filename="best-{epoch}-{step}",
+        monitor=monitor,
+        mode=monitor_mode,
+        save_top_k=save_top_k,
+        enable_version_counter=False,
+    )
+    callbacks: list[Callback] = [
+        best,
+        last_checkpoint(checkpoint_dir),
+        OnExceptionCheckpoint(dirpath=checkpoint_dir, filename=ON_EXCEPTION_NAME),
+    ]
+    if every_n_steps:
+        callbacks.append(last_checkpoint(checkpoint_dir, every_n_train_steps=every_n_steps))
+    return best, callbacks
+
+
+def last_checkpoint(
+    checkpoint_dir: Path, every_n_train_steps: int | None = None
+) -> ModelCheckpoint:
+    """Writes ``last.ckpt`` every epoch, or every N training steps."""
+    return ModelCheckpoint(
+        dirpath=checkpoint_dir,
+        filename=LAST_NAME,
+        monitor=None,
+        save_top_k=1,
+        every_n_train_steps=every_n_train_steps,
+        enable_version_counter=False,
+    )
+
+
+def extra_loggers(factories: Sequence[Callable[..., Logger]], log_dir: Path) -> list[Logger]:
+    """Call each logger factory with its own folder under ``logs/``, named after it
+    (``TensorBoardLogger`` -> ``logs/tensorboard``, ``mlflow_logger`` -> ``logs/mlflow``)."""
+    loggers = []
+    for factory in factories:
+        name = getattr(getattr(factory, "func", factory), "__name__", "logger").lower()
+        kind = name.removesuffix("logger").strip("_") or "logger"
+        loggers.append(factory(save_dir=str(log_dir / kind)))
+    return loggers

@@ -1,0 +1,192 @@
+"""Loaders: each turns a data source into the ``dataset`` state key.
+
+Two kinds exist (see docs/state-keys.md): ``arrays`` holds the features in memory,
+``files`` holds a table of file paths and labels whose items are read later, per item, by
+the data loaders, so large image sets never have to fit in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn import datasets as sklearn_datasets
+
+from ginpipe import task
+from ginpipe.errors import ConfigError, DataError
+from ginpipe.state import TaskView
+from ginpipe.tasks.data.choices import check_choice
+from ginpipe.tasks.data.tables import (
+    encode_labels,
+    read_table,
+    require_columns,
+    require_files,
+    resolve_paths,
+)
+
+# Bundled with scikit-learn: they work offline (the fetch_* datasets download).
+SKLEARN_LOADERS = {
+    "digits": sklearn_datasets.load_digits,
+    "wine": sklearn_datasets.load_wine,
+    "breast_cancer": sklearn_datasets.load_breast_cancer,
+    "iris": sklearn_datasets.load_iris,
+}
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
+RESERVED_COLUMNS = ("path", "y")  # the columns every files table already has
+
+
+@task(writes=("dataset",))
+def load_sklearn(state: TaskView, *, name: str = "digits", as_images: bool = True) -> dict:
+    """One of scikit-learn's bundled datasets as arrays.
+
+    With ``as_images`` the digits come as (N, 1, 8, 8) images for convolutional models; the
+    tabular datasets (wine, breast_cancer, iris) are always flat (N, features).
+    """
+    check_choice(name, SKLEARN_LOADERS, "load_sklearn.name")
+    bunch = SKLEARN_LOADERS[name]()
+    features = bunch.images[:, np.newaxis] if as_images and "images" in bunch else bunch.data
+    dataset = arrays_dataset(
+        features,
+        np.asarray(bunch.target, dtype=np.int64),
+        classes=[str(name) for name in bunch.target_names],
+        meta=pd.DataFrame({"id": np.arange(len(bunch.target), dtype=np.int64)}),
+    )
+    return {"dataset": dataset}
+
+
+@task(writes=("dataset",))
+def load_csv_features(
+    state: TaskView,
+    *,
+    path: str,
+    label_column: str = "label",
+    feature_columns: Sequence[str] | None = None,
+    extra_columns: Sequence[str] = (),
+) -> dict:
+    """A CSV or Parquet table of numeric feature columns and a label column, as arrays.
+
+    ``feature_columns`` defaults to every column except the label and ``extra_columns``;
+    the extra columns (e.g. a group id for splitting) go to ``meta``.
+    """
+    table_path = Path(path).expanduser().absolute()
+    table = read_table(table_path)
+    source = f"table '{table_path}'"
+    require_columns(table, [label_column, *(feature_columns or ()), *extra_columns], source)
+    if feature_columns is None:
+        not_features = {label_column, *extra_columns}
+        feature_columns = [column for column in table.columns if column not in not_features]
+    if not feature_columns:
+        raise DataError(f"{source} has no feature columns besides '{label_column}'")
+    for column in feature_columns:
+        _require_numeric(table[column], source)
+
+    labels, classes = encode_labels(table[label_column], source)
+    meta = pd.DataFrame({"id": np.arange(len(table), dtype=np.int64)})
+    for column in extra_columns:
+        meta[column] = table[column].to_numpy()
+    features = table[list(feature_columns)].to_numpy(dtype=np.float32)
+    return {"dataset": arrays_dataset(features, labels, classes, meta)}
+
+
+@task(writes=("dataset",))
+def load_table(
+    state: TaskView,
+    *,
+    path: str,
+    path_column: str = "path",
+    label_column: str = "label",
+    root: str | None = None,
+    extra_columns: Sequence[str] = (),
+) -> dict:
+    """A CSV or Parquet table listing one file per row (path and label), as files.
+
+    Paths are relative to ``root`` (default: the table's folder) unless absolute. Only
+    their existence is checked here; items are decoded per batch during training.
+    ``extra_columns`` (e.g. a group id) are kept for splitting.
+    """
+    clashes = [column for column in extra_columns if column in RESERVED_COLUMNS]
+    if clashes:
+        raise ConfigError(
+            f"load_table.extra_columns may not contain {clashes}: the files table already has "
+            f"columns {list(RESERVED_COLUMNS)}"
+        )
+    table_path = Path(path).expanduser().absolute()
+    table = read_table(table_path)
+    source = f"table '{table_path}'"
+    require_columns(table, [path_column, label_column, *extra_columns], source)
+
+    base = Path(root).expanduser().absolute() if root is not None else table_path.parent
+    paths = resolve_paths(table[path_column], base, source)
+    require_files(paths, source)
+    labels, classes = encode_labels(table[label_column], source)
+    files = pd.DataFrame({"path": paths, "y": labels})
+    for column in extra_columns:
+        files[column] = table[column].to_numpy()
+    return {"dataset": files_dataset(files, classes)}
+
+
+@task(writes=("dataset",))
+def load_folder(
+    state: TaskView, *, path: str, extensions: Sequence[str] = IMAGE_EXTENSIONS
+) -> dict:
+    """A folder with one sub-folder of images per class (``path/<class>/.../<image>``).
+
+    Class names are the sub-folder names, sorted; hidden folders are skipped.
+    """
+    root = Path(path).expanduser().absolute()
+    if not root.is_dir():
+        raise DataError(f"image folder '{root}' does not exist")
+    suffixes = {extension.lower() for extension in extensions}
+    class_dirs = sorted(
+        entry for entry in root.iterdir() if entry.is_dir() and not entry.name.startswith(".")
+    )
+    if not class_dirs:
+        raise DataError(f"image folder '{root}' has no class sub-folders ('{root}/<class>/...')")
+
+    paths: list[str] = []
+    labels: list[int] = []
+    for label, class_dir in enumerate(class_dirs):
+        images = sorted(
+            str(file)
+            for file in class_dir.rglob("*")
+            if file.suffix.lower() in suffixes and file.is_file()
+        )
+        if not images:
+            raise DataError(
+                f"class folder '{class_dir}' has no files ending in {', '.join(sorted(suffixes))}"
+            )
+        paths += images
+        labels += [label] * len(images)
+    files = pd.DataFrame({"path": paths, "y": np.asarray(labels, dtype=np.int64)})
+    return {"dataset": files_dataset(files, [class_dir.name for class_dir in class_dirs])}
+
+
+def arrays_dataset(
+    features: np.ndarray, labels: np.ndarray, classes: list[str], meta: pd.DataFrame
+) -> dict:
+    """The ``arrays`` kind of the ``dataset`` key."""
+    return {
+        "kind": "arrays",
+        "X": np.asarray(features, dtype=np.float32),
+        "y": np.asarray(labels, dtype=np.int64),
+        "classes": classes,
+        "meta": meta,
+    }
+
+
+def files_dataset(table: pd.DataFrame, classes: list[str]) -> dict:
+    """The ``files`` kind of the ``dataset`` key."""
+    return {"kind": "files", "table": table, "classes": classes}
+
+
+def _require_numeric(column: pd.Series, source: str) -> None:
+    if not pd.api.types.is_numeric_dtype(column):
+        raise DataError(
+            f"feature column '{column.name}' in {source} is not numeric ({column.dtype}); "
+            "name it in extra_columns or leave it out of feature_columns"
+        )
+    missing = int(column.isna().sum())
+    if missing:
+        raise DataError(f"feature column '{column.name}' in {source} has {missing} missing values")

@@ -1,0 +1,106 @@
+"""Classical baselines: ``fit_sklearn`` and ``evaluate_sklearn``.
+
+They train on the same train split and report through the same function as the network
+tasks, so a ResNet and a logistic regression compare on identical examples and metrics.
+Images are flattened to one feature vector per example.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gin
+import numpy as np
+from sklearn.base import ClassifierMixin, clone
+from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.svm import SVC
+
+from ginpipe import task
+from ginpipe.errors import ConfigError, DataError
+from ginpipe.state import TaskView
+from ginpipe.tasks.data import make_dataset
+from ginpipe.tasks.report import write_classification_report
+
+ESTIMATORS = {
+    "sklearn.linear_model": [LogisticRegression],
+    "sklearn.ensemble": [RandomForestClassifier, GradientBoostingClassifier],
+    "sklearn.svm": [SVC],
+    "sklearn.neighbors": [KNeighborsClassifier],
+}
+NO_ESTIMATOR = (
+    "no estimator chosen: add a model config, e.g. configs/models/logreg.gin, "
+    "or bind fit_sklearn.estimator = @LogisticRegression()"
+)
+
+
+def register_estimators() -> None:
+    """Expose the estimators to configs (``@LogisticRegression()``), once per process
+    even if another module registered them first."""
+    for module, classes in ESTIMATORS.items():
+        for cls in classes:
+            try:
+                gin.get_configurable(f"{module}.{cls.__name__}")
+            except ValueError:
+                gin.external_configurable(cls, name=cls.__name__, module=module)
+
+
+register_estimators()
+
+
+@task(reads=("data", "seed"), writes=("estimator",), hints={"estimator": NO_ESTIMATOR})
+def fit_sklearn(state: TaskView, *, estimator: ClassifierMixin | None = None) -> dict[str, Any]:
+    """Fit a fresh copy of ``estimator`` (e.g. ``@LogisticRegression()``) on the train split.
+
+    An estimator with an unset ``random_state`` gets the run's seed, so reruns agree.
+    """
+    if estimator is None:
+        raise ConfigError(NO_ESTIMATOR)
+    model = clone(estimator)
+    if model.get_params().get("random_state", 0) is None:
+        model.set_params(random_state=state["seed"])
+    features, labels = flat_split(state["data"], "train")
+    model.fit(features, labels)
+    return {"estimator": model}
+
+
+@task(reads=("estimator", "data"), writes=("metrics",), cache=False, main_only=True)
+def evaluate_sklearn(state: TaskView) -> dict[str, Any]:
+    """Score the estimator on the test split and write the shared classification report."""
+    data, estimator = state["data"], state["estimator"]
+    features, labels = flat_split(data, "test")
+    probabilities = class_probabilities(estimator, features, len(data["classes"]))
+    metrics = write_classification_report(
+        Path(state.run.dir), labels, probabilities, data["classes"]
+    )
+    return {"metrics": metrics}
+
+
+def flat_split(data: dict[str, Any], split: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(X, y)`` of one split with one row per example; image files are decoded first."""
+    if data["kind"] == "arrays":
+        features, labels = data[split]["X"], data[split]["y"]
+    else:
+        items = list(make_dataset(data, split))
+        if not items:
+            raise DataError(f"the {split} split is empty")
+        features = np.stack([x.numpy() for x, _ in items])
+        labels = np.array([int(y) for _, y in items], dtype=np.int64)
+    return np.asarray(features, dtype=np.float32).reshape(len(labels), -1), np.asarray(labels)
+
+
+def class_probabilities(
+    estimator: ClassifierMixin, features: np.ndarray, num_classes: int
+) -> np.ndarray:
+    """``(n, num_classes)`` probabilities; one-hot predictions for estimators without
+    ``predict_proba`` (e.g. ``SVC(probability=False)``). Columns follow the class index
+    even when the train split lacked a class."""
+    probabilities = np.zeros((len(features), num_classes))
+    known = np.asarray(estimator.classes_, dtype=np.int64)
+    if hasattr(estimator, "predict_proba"):
+        probabilities[:, known] = estimator.predict_proba(features)
+    else:
+        probabilities[np.arange(len(features)), estimator.predict(features)] = 1.0
+    return probabilities
