@@ -1,19 +1,48 @@
 """ginpipe: compose gin configs, run a pipeline of cached tasks, record every run.
 
-Importing this package stays light (no torch, no Lightning) so the CLI starts fast.
+The names below are the public API for task authors (the standard task library uses
+only these). Importing this package stays light (no torch, no Lightning, not even gin)
+so the CLI starts fast: each name is imported on first use.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "task"]
+# name -> module that defines it
+_EXPORTS = {
+    "task": "ginpipe.taskdef",
+    "TaskView": "ginpipe.state",
+    "RunContext": "ginpipe.state",
+    "GinpipeError": "ginpipe.errors",
+    "ConfigError": "ginpipe.errors",
+    "DataError": "ginpipe.errors",
+    "CheckpointError": "ginpipe.errors",
+    "atomic_path": "ginpipe.atomic",
+    "atomic_write_bytes": "ginpipe.atomic",
+    "atomic_write_json": "ginpipe.atomic",
+    "atomic_write_text": "ginpipe.atomic",
+    "configured": "ginpipe.bindings",
+    "bound_value": "ginpipe.bindings",
+    "is_bound": "ginpipe.bindings",
+    "selector_of": "ginpipe.bindings",
+    "did_you_mean": "ginpipe.suggest",
+}
+
+__all__ = ["__version__", *_EXPORTS]
 
 
-def __getattr__(name: str):
-    # `from ginpipe import task` without importing gin at `import ginpipe` time.
-    if name == "task":
-        from ginpipe.taskdef import task
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ginpipe' has no attribute '{name}'")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
-        return task
-    raise AttributeError(name)
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

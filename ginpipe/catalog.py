@@ -2,29 +2,35 @@
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import pkgutil
 from collections.abc import Sequence
 
 import gin
 
+from ginpipe import ginapi, names, settings  # noqa: F401  (settings registers `run`)
 from ginpipe.errors import ConfigError
 from ginpipe.taskdef import SPEC_ATTR
 
 
-def import_modules(names: Sequence[str]) -> None:
+def import_modules(modules: Sequence[str]) -> None:
     """Import each module and, for a package, its submodules (they register configurables)."""
-    from ginpipe.config import prepare_registry
-
-    prepare_registry()
-    for name in names:
-        try:
-            module = importlib.import_module(name)
-        except ImportError as e:
-            raise ConfigError(f"cannot import module '{name}': {e}") from e
+    for name in modules:
+        module = names.import_module(name)
         for info in pkgutil.walk_packages(getattr(module, "__path__", []), prefix=f"{name}."):
-            importlib.import_module(info.name)
+            names.import_module(info.name)
+
+
+def import_short_names(filter_text: str) -> list[str]:
+    """Register the table names matching ``filter_text``; returns those that failed."""
+    failed = []
+    for short, path in sorted(names.short_names().items()):
+        if filter_text.lower() in short.lower() or filter_text.lower() in path.lower():
+            try:
+                names.make_configurable(path)
+            except ConfigError as e:
+                failed.append(f"  {short}: {e}")
+    return failed
 
 
 def _signature(fn: object) -> str:
@@ -52,11 +58,17 @@ def _doc_line(fn: object) -> str:
 
 
 def describe(filter_text: str | None, modules: Sequence[str]) -> str:
-    """Tasks first (with reads/writes), then other configurables, grouped by module."""
+    """Tasks first (with reads/writes), then other configurables, grouped by module.
+
+    Without a filter, the short names a config may use are listed by module without
+    importing them; with a filter, the matching ones are imported and described.
+    """
     import_modules(modules)
+    failed = import_short_names(filter_text) if filter_text else []
     tasks, others = [], []
-    for selector, configurable in sorted(gin.config._REGISTRY.items()):
-        if selector == "gin.macro" or (filter_text and filter_text.lower() not in selector.lower()):
+    for configurable in ginapi.configurables():
+        selector = configurable.selector
+        if filter_text and filter_text.lower() not in selector.lower():
             continue
         spec = getattr(configurable.wrapper, SPEC_ATTR, None)
         line = f"{configurable.name}{_signature(configurable.wrapped)}"
@@ -73,4 +85,21 @@ def describe(filter_text: str | None, modules: Sequence[str]) -> str:
             out.append(f" {module}")
             current = module
         out.append(line)
+    if failed:
+        out += ["", "Not importable here:", *failed]
+    if not filter_text:
+        out += ["", "Also configurable by short name (imported when a config uses one):"]
+        out += _short_names_by_module()
     return "\n".join(out)
+
+
+def _short_names_by_module() -> list[str]:
+    registered = set(ginapi.selectors())
+    by_module: dict[str, list[str]] = {}
+    for short, path in names.short_names().items():
+        if path not in registered:
+            module, _, _ = path.rpartition(".")
+            by_module.setdefault(module, []).append(short)
+    return [
+        f" {module}: {', '.join(sorted(shorts))}" for module, shorts in sorted(by_module.items())
+    ]

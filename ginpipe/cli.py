@@ -6,6 +6,7 @@ them, so ``ginpipe --help``, ``runs`` and ``diff`` start in a fraction of a seco
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from collections.abc import Callable
@@ -20,7 +21,7 @@ app = typer.Typer(
     name="ginpipe",
     help="Compose gin configs, run a cached pipeline of tasks, record every run.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
@@ -29,7 +30,38 @@ app.add_typer(cache_app, name="cache")
 
 T = TypeVar("T")
 
-Configs = Annotated[list[Path], typer.Argument(help="Config files, applied in order.")]
+
+def _complete_configs(incomplete: str) -> list[str]:
+    """Shipped config names and local .gin files starting with what was typed."""
+    from ginpipe.shipped import shipped_configs
+
+    names = [c.name for c in shipped_configs()]
+    names += [str(p) for p in Path(".").glob(f"{incomplete}*.gin")]
+    names += [f"{p}/" for p in Path(".").glob(f"{incomplete}*") if p.is_dir()]
+    return sorted(n for n in set(names) if n.startswith(incomplete))
+
+
+def _complete_run_dirs(incomplete: str) -> list[str]:
+    """Run directories (those holding a run.json) under ./experiments or what was typed."""
+    from ginpipe.rundir import RUN_JSON
+
+    base = Path(incomplete).parent if incomplete else Path("experiments")
+    roots = [base, *base.glob("*"), *base.glob("*/*")]
+    found = {str(p) for p in roots if (p / RUN_JSON).is_file()}
+    return sorted(p for p in found if p.startswith(incomplete))
+
+
+Configs = Annotated[
+    list[str],
+    typer.Argument(
+        help="Configs applied in order: local files, or shipped ones by name "
+        "(`ginpipe configs`), .gin optional.",
+        autocompletion=_complete_configs,
+    ),
+]
+RunDirArg = Annotated[
+    Path, typer.Argument(help="A run directory.", autocompletion=_complete_run_dirs)
+]
 Mods = Annotated[
     list[str] | None,
     typer.Option(
@@ -85,7 +117,7 @@ def run(
 
     _setup_logging(verbose)
     request = RunRequest(
-        files=[str(c) for c in configs],
+        files=list(configs),
         mods=mod or [],
         name=name,
         project=project,
@@ -99,7 +131,7 @@ def run(
 
 @app.command()
 def resume(
-    run_dir: Annotated[Path, typer.Argument(help="The run directory to continue.")],
+    run_dir: RunDirArg,
     mod: Mods = None,
     no_cache: Annotated[bool, typer.Option(help="Recompute every task.")] = False,
     rerun: Annotated[list[str] | None, typer.Option(help="Recompute this task and after.")] = None,
@@ -118,19 +150,43 @@ def config(configs: Configs, mod: Mods = None, verbose: Verbose = False) -> None
     """Print the composed, resolved config after validating it; run nothing."""
     from ginpipe.runner import RunRequest, prepare
 
-    prepared = _guarded(
-        verbose, lambda: prepare(RunRequest(files=[str(c) for c in configs], mods=mod or []))
-    )
+    prepared = _guarded(verbose, lambda: prepare(RunRequest(files=list(configs), mods=mod or [])))
     typer.echo(prepared.composition.bindings.rstrip())
     names = " -> ".join(step.spec.name for step in prepared.steps)
     typer.echo(f"\n# tasks: {names}")
+
+
+@app.command("configs")
+def list_configs() -> None:
+    """The shipped configs, each with its first comment line; use them by name."""
+    from ginpipe.shipped import shipped_configs
+
+    found = shipped_configs()
+    width = max(len(c.name) for c in found)
+    for shipped in found:
+        typer.echo(f"{shipped.name:<{width}}  {shipped.summary}")
+
+
+@app.command("cp")
+def copy_config(
+    name: Annotated[str, typer.Argument(help="A shipped config, e.g. models/resnet.gin.")],
+    destination: Annotated[Path, typer.Argument(help="File or folder to copy it to.")],
+    force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
+    verbose: Verbose = False,
+) -> None:
+    """Copy a shipped config to edit it; its includes still find the shipped files."""
+    from ginpipe.shipped import copy_shipped
+
+    target = _guarded(verbose, lambda: copy_shipped(name, destination, force=force))
+    typer.echo(f"copied {name} -> {target}")
 
 
 @app.command("ls")
 def list_configurables(
     filter: Annotated[str | None, typer.Argument(help="Show names containing this.")] = None,
     module: Annotated[
-        list[str] | None, typer.Option(help="Modules to import first (default: ginpipe.tasks).")
+        list[str] | None,
+        typer.Option(help="Modules whose configurables to list (default: ginpipe.tasks)."),
     ] = None,
     verbose: Verbose = False,
 ) -> None:
@@ -158,8 +214,8 @@ def runs(
 
 @app.command()
 def diff(
-    run_a: Annotated[Path, typer.Argument(help="First run directory.")],
-    run_b: Annotated[Path, typer.Argument(help="Second run directory.")],
+    run_a: RunDirArg,
+    run_b: RunDirArg,
     verbose: Verbose = False,
 ) -> None:
     """What differs in config and metrics between two runs."""
@@ -195,7 +251,14 @@ def cache_prune(
 
 
 def main(argv: list[str] | None = None) -> Any:
-    """Console entry point."""
+    """Console entry point.
+
+    The working directory is importable, as with ``python -m``: a config's ``import
+    mytasks`` or ``@mymodels.Net`` finds the user's own modules without PYTHONPATH.
+    """
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
     try:
         return app(args=argv)
     except KeyboardInterrupt:

@@ -1,11 +1,22 @@
 """Compose gin files and ``--mod`` bindings into one bound config, with errors at file:line.
 
-What this adds to plain gin (see the notes on gin 0.5.0's traps):
+Composing happens in two passes:
 
-* ``include`` resolves against the including file's folder first, then the working
-  directory and the search paths; include cycles are reported.
-* ``KEY += [values]`` appends to a list, in files and in ``--mod``; statements are split
-  with Python's tokenizer so ``=`` inside strings and multi-line lists is safe.
+1. **Read** every file (includes inlined) and every ``--mod`` into statements, and check
+   their syntax. Nothing is imported yet, so a typo in any file is reported at once.
+2. **Apply** the statements in order. Just before gin reads a statement, the names it uses
+   (its binding key and its ``@references``) are imported and registered
+   (``ginpipe.names``): a config imports exactly the modules it names. A binding that a
+   later statement replaces is never applied (later wins anyway), so a base config's
+   ``run.tasks`` that a model config replaces imports nothing.
+
+What this adds to plain gin (docs/gin-notes.md has the traps behind it):
+
+* ``include`` resolves against the including file's folder, then the working directory,
+  then the shipped configs; include cycles are reported.
+* ``KEY += [values]`` appends to a list, in files and in ``--mod``.
+* any importable callable can be named by its dotted path, and common ones by a short
+  name (``@AdamW``), without decorating them.
 * every error becomes one ``ConfigError`` line naming the file and line, with a
   did-you-mean for unknown configurables, parameters and macros, and a hint to quote
   bare strings.
@@ -16,7 +27,7 @@ What this adds to plain gin (see the notes on gin 0.5.0's traps):
 from __future__ import annotations
 
 import hashlib
-import importlib.util  # noqa: F401  (gin needs it loaded; see the gin notes, trap 4)
+import inspect
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,13 +36,27 @@ from typing import Any
 
 import gin
 
+from ginpipe import ginapi, names, settings  # noqa: F401  (settings registers `run`)
 from ginpipe.errors import ConfigError
-from ginpipe.gintext import GinSyntaxError, Statement, pad_to_line, split_statements
+from ginpipe.gintext import GinSyntaxError, Statement, split_statements
+from ginpipe.shipped import SHIPPED_DIR, resolve_config
 from ginpipe.suggest import did_you_mean, parameter_names
 
 MOD_SOURCE = "--mod"
 _MOD_RE = re.compile(r"^\s*(?P<key>[A-Za-z_][\w./]*)\s*(?P<op>\+?=)(?P<value>.*)$", re.DOTALL)
 _BARE_WORD_RE = re.compile(r"^[A-Za-z_][\w-]*$")
+
+
+@dataclass(frozen=True)
+class Source:
+    """A statement and where it came from (a file path, or ``--mod '...'``)."""
+
+    origin: str
+    statement: Statement
+
+    @property
+    def where(self) -> str:
+        return _where(self.origin, self.statement.line)
 
 
 @dataclass
@@ -43,14 +68,7 @@ class Composition:
     text: str
     bindings: str = ""
     digest: str = ""
-    statements: list[tuple[str, Statement]] = field(default_factory=list, repr=False)
-
-
-def prepare_registry() -> None:
-    """Register everything configs may name before parsing (gin locks after finalize)."""
-    from ginpipe import externals, pipeline  # noqa: F401  (pipeline registers `run`)
-
-    externals.register_all()
+    sources: list[Source] = field(default_factory=list, repr=False)
 
 
 def compose(
@@ -59,53 +77,37 @@ def compose(
     *,
     search_paths: Sequence[str | Path] = (),
 ) -> Composition:
-    """Parse ``files`` in order, then ``mods``; finalize; return the composition."""
-    paths = [_existing_file(Path(f)) for f in files]
-    if not paths:
-        raise ConfigError("no config file given, e.g. ginpipe run configs/base.gin")
-    composer = _Composer([Path(p) for p in search_paths])
-    composer.begin()
-    for path in paths:
-        composer.apply_file(path, via=None)
-    composer.apply_mods(mods)
-    return composer.finish([str(p) for p in files], list(mods))
+    """Read ``files`` (local paths or shipped config names) and ``mods``, then apply them."""
+    if not files:
+        raise ConfigError("no config given, e.g. ginpipe run base models/resnet")
+    reader = _Reader([Path(p) for p in search_paths])
+    for file in files:
+        reader.read_file(resolve_config(file), via=None)
+    reader.read_mods(mods)
+    return _apply(reader, [str(f) for f in files], list(mods))
 
 
 def compose_text(text: str, origin: str, mods: Sequence[str] = ()) -> Composition:
     """Parse a composed text saved in a run directory (plus optional new mods)."""
-    composer = _Composer([])
-    composer.begin()
-    composer.apply_text(text, origin, base_dir=Path(origin).parent)
-    composer.apply_mods(mods)
-    return composer.finish([origin], list(mods))
+    reader = _Reader([])
+    reader.read_text(text, origin, base_dir=Path(origin).parent)
+    reader.read_mods(mods)
+    return _apply(reader, [origin], list(mods))
 
 
-def _existing_file(path: Path) -> Path:
-    if path.is_file():
-        return path
-    hint = ""
-    if path.parent.is_dir():
-        hint = did_you_mean(path.name, [p.name for p in path.parent.glob("*.gin")])
-    kind = "is a directory" if path.is_dir() else "not found"
-    raise ConfigError(f"config file {kind}: {path}{hint}")
+# -- pass 1: read ------------------------------------------------------------------------------
 
 
-class _Composer:
-    """Applies statements to gin's global config one by one, keeping their origin."""
+class _Reader:
+    """Files and mods -> statements with their origins; includes inlined; syntax checked."""
 
     def __init__(self, search_paths: list[Path]) -> None:
-        self.search_paths = search_paths
+        self.search_paths = [*search_paths, SHIPPED_DIR]
         self.chunks: list[str] = []
-        self.statements: list[tuple[str, Statement]] = []
+        self.sources: list[Source] = []
         self.include_stack: list[Path] = []
 
-    def begin(self) -> None:
-        prepare_registry()
-        gin.clear_config()
-
-    # -- sources -----------------------------------------------------------------------
-
-    def apply_file(self, path: Path, via: str | None) -> None:
+    def read_file(self, path: Path, via: str | None) -> None:
         resolved = path.resolve()
         if resolved in self.include_stack:
             cycle = " -> ".join(str(p) for p in [*self.include_stack, resolved])
@@ -114,29 +116,26 @@ class _Composer:
             text = path.read_text()
         except (OSError, UnicodeDecodeError) as e:
             raise ConfigError(f"cannot read config file {path}: {e}") from e
-        header = f"# --- {path}" + (f" (included from {via})" if via else "")
-        self.chunks.append(header)
+        self.chunks.append(f"# --- {path}" + (f" (included from {via})" if via else ""))
         self.include_stack.append(resolved)
         try:
-            self.apply_text(text, str(path), base_dir=path.parent)
+            self.read_text(text, str(path), base_dir=path.parent)
         finally:
             self.include_stack.pop()
 
-    def apply_text(self, text: str, origin: str, base_dir: Path) -> None:
+    def read_text(self, text: str, origin: str, base_dir: Path) -> None:
         try:
             statements = split_statements(text, origin)
         except GinSyntaxError as e:
             raise ConfigError(f"{_where(origin, e.line)}: {e.message}") from e
         for stmt in statements:
             if stmt.kind == "include":
-                self.apply_file(
-                    self._resolve_include(stmt, origin, base_dir), f"{origin}:{stmt.line}"
-                )
+                include = self._resolve_include(stmt, origin, base_dir)
+                self.read_file(include, f"{origin}:{stmt.line}")
                 continue
-            self.chunks.append(stmt.text)
-            self._apply_statement(stmt, origin)
+            self._add(Source(origin, stmt))
 
-    def apply_mods(self, mods: Sequence[str]) -> None:
+    def read_mods(self, mods: Sequence[str]) -> None:
         if mods:
             self.chunks.append(f"# --- {MOD_SOURCE}")
         for mod in mods:
@@ -146,26 +145,33 @@ class _Composer:
                     f"malformed --mod {mod!r}: expected KEY=VALUE or KEY+=[...], "
                     'e.g. --mod "Trainer.max_epochs=3"'
                 )
-            origin = f"--mod {mod!r}"
+            origin = f"{MOD_SOURCE} {mod!r}"
             try:
                 statements = split_statements(mod, origin)
             except GinSyntaxError as e:
                 raise ConfigError(f"{origin}: {e.message}") from e
             if len(statements) != 1 or statements[0].kind not in ("other", "append"):
                 raise ConfigError(f"{origin}: a --mod is one binding, KEY=VALUE")
-            self.chunks.append(statements[0].text)
-            self._apply_statement(statements[0], origin)
+            self._add(Source(origin, statements[0]))
+
+    def _add(self, source: Source) -> None:
+        stmt = source.statement
+        if stmt.kind in ("other", "append"):
+            text = f"{stmt.target} = {stmt.value}" if stmt.kind == "append" else stmt.text
+            try:
+                ginapi.check_syntax(text)
+            except Exception as e:  # gin's parser raises several types; all mean syntax
+                line = stmt.line + (_gin_line(e) or 1) - 1
+                raise ConfigError(f"{_where(source.origin, line)}: {explain(e, stmt)}") from e
+        self.chunks.append(stmt.text)
+        self.sources.append(source)
 
     def _resolve_include(self, stmt: Statement, origin: str, base_dir: Path) -> Path:
         name = Path(stmt.value)
         candidates = (
             [name]
             if name.is_absolute()
-            else [
-                base_dir / name,
-                Path.cwd() / name,
-                *(p / name for p in self.search_paths),
-            ]
+            else [base_dir / name, Path.cwd() / name, *(p / name for p in self.search_paths)]
         )
         for candidate in candidates:
             if candidate.is_file():
@@ -173,64 +179,127 @@ class _Composer:
         tried = ", ".join(str(c) for c in candidates)
         raise ConfigError(f"{origin}:{stmt.line}: included file not found: {name} (tried {tried})")
 
-    # -- statements ----------------------------------------------------------------------
 
-    def _apply_statement(self, stmt: Statement, origin: str) -> None:
-        self.statements.append((origin, stmt))
-        try:
-            if stmt.kind == "append":
-                _append(stmt)
-            else:
-                gin.parse_config(pad_to_line(stmt.text, stmt.line))
-        except ConfigError as e:
-            raise ConfigError(f"{_where(origin, stmt.line)}: {e}") from e
-        except Exception as e:  # gin re-types exceptions; catch broadly (trap 3)
-            line = _gin_line(e) or stmt.line
-            raise ConfigError(f"{_where(origin, line)}: {explain(e, stmt)}") from e
+# -- pass 2: apply -----------------------------------------------------------------------------
 
-    def finish(self, files: list[str], mods: list[str]) -> Composition:
-        try:
-            gin.finalize()
-        except Exception as e:
-            raise ConfigError(self._explain_finalize(e)) from e
-        # Keep registration open for modules imported lazily by tasks; no binding changes
-        # happen after this point (gin 0.5.0 offers no public way to finalize without lock).
-        gin.config._set_config_is_locked(False)
-        bindings = gin.config_str()
-        return Composition(
-            files=files,
-            mods=mods,
-            text="\n".join(self.chunks) + "\n",
-            bindings=bindings,
-            digest=hashlib.sha256(bindings.encode()).hexdigest(),
-            statements=self.statements,
+
+def _apply(reader: _Reader, files: list[str], mods: list[str]) -> Composition:
+    gin.clear_config()
+    ginapi.unlock()  # a previous composition in this process left the config locked
+    replaced = _replaced(reader.sources)
+    for index, source in enumerate(reader.sources):
+        if index in replaced:
+            _check_names_known(source)
+        else:
+            _apply_statement(source)
+    _finalize(reader.sources)
+    bindings = ginapi.config_text()
+    return Composition(
+        files=files,
+        mods=mods,
+        text="\n".join(reader.chunks) + "\n",
+        bindings=bindings,
+        digest=hashlib.sha256(bindings.encode()).hexdigest(),
+        sources=reader.sources,
+    )
+
+
+def _replaced(sources: Sequence[Source]) -> set[int]:
+    """Indices of plain bindings that a later plain binding of the same key replaces."""
+    later: set[str] = set()
+    replaced = set()
+    for index in range(len(sources) - 1, -1, -1):
+        stmt = sources[index].statement
+        if stmt.kind == "other" and stmt.target:
+            if stmt.target in later:
+                replaced.add(index)
+            later.add(stmt.target)
+    return replaced
+
+
+def _check_names_known(source: Source) -> None:
+    """A replaced binding is not applied, but a name nobody could resolve is still a typo.
+
+    Dotted paths are not imported for it (that is the point of not applying it)."""
+    stmt = source.statement
+    for name in (stmt.configurable, *stmt.references):
+        if name and "." not in name and not names.is_known(name):
+            raise ConfigError(f"{source.where}: unknown configurable '{name}'{_hint(name)}")
+
+
+def _apply_statement(source: Source) -> None:
+    stmt = source.statement
+    try:
+        if stmt.kind == "import":
+            names.import_module(_imported_module(stmt))
+            gin.parse_config(stmt.text)
+            return
+        for name in (stmt.configurable, *stmt.references):
+            if name:
+                names.make_configurable(name)
+        if stmt.kind == "append":
+            _append(stmt)
+        else:
+            gin.parse_config(stmt.text)
+    except ConfigError as e:
+        raise ConfigError(f"{source.where}: {e}") from e
+    except Exception as e:  # gin re-types exceptions; catch broadly (docs/gin-notes.md)
+        line = stmt.line + (_gin_line(e) or 1) - 1
+        raise ConfigError(f"{_where(source.origin, line)}: {explain(e, stmt)}") from e
+
+
+def _imported_module(stmt: Statement) -> str:
+    words = stmt.text.split()
+    if words[0] == "from":  # `from a.b import c`
+        return f"{words[1]}.{words[3]}" if len(words) >= 4 else words[1]
+    return words[1] if len(words) > 1 else ""
+
+
+def _finalize(sources: Sequence[Source]) -> None:
+    _check_macro_cycles(sources)
+    try:
+        gin.finalize()
+    except Exception as e:
+        raise ConfigError(_explain_finalize(e, sources)) from e
+    ginapi.unlock()
+
+
+def _check_macro_cycles(sources: Sequence[Source]) -> None:
+    for name in ginapi.macro_names():
+        chain = ginapi.macro_chain(name)
+        if len(chain) > 1 and chain[-1] in chain[:-1]:
+            where = _find(sources, f"{name} =")
+            raise ConfigError(f"{where}macro cycle: {' -> '.join(chain)}")
+
+
+def _explain_finalize(e: Exception, sources: Sequence[Source]) -> str:
+    message = _first_line(e)
+    macro = re.search(r"No bindings specified for '(?:(?P<name>[^/']+)/)?gin\.macro'", message)
+    if macro:
+        name = macro.group("name") or ""
+        hint = did_you_mean(name, ginapi.macro_names())
+        return (
+            f"{_find(sources, f'%{name}')}unknown macro %{name}{hint}; "
+            f"define it, e.g. {name} = 0.01"
         )
+    required = re.search(r"(\S+)/macro\.value set to `%gin.REQUIRED`", message)
+    if required:
+        name = required.group(1)
+        return f"{_find(sources, name)}macro {name} is required: set it, e.g. --mod '{name}=...'"
+    return message
 
-    def _explain_finalize(self, e: Exception) -> str:
-        message = _first_line(e)
-        macro = re.search(r"No bindings specified for '(?:(?P<name>[^/']+)/)?gin\.macro'", message)
-        if macro:
-            name = macro.group("name") or ""
-            where = self._find(f"%{name}")
-            hint = did_you_mean(name, _macro_names())
-            return f"{where}unknown macro %{name}{hint}; define it, e.g. {name} = 0.01"
-        required = re.search(r"(\S+)/macro\.value set to `%gin.REQUIRED`", message)
-        if required:
-            name = required.group(1)
-            return f"{self._find(name)}macro {name} is required: set it, e.g. --mod '{name}=...'"
-        return message
 
-    def _find(self, needle: str) -> str:
-        for origin, stmt in self.statements:
-            if re.search(re.escape(needle) + r"\b", stmt.text):
-                return f"{_where(origin, stmt.line)}: "
-        return ""
+def _find(sources: Sequence[Source], needle: str) -> str:
+    for source in sources:
+        if re.search(re.escape(needle) + r"\b", source.statement.text):
+            return f"{source.where}: "
+    return ""
 
 
 def _append(stmt: Statement) -> None:
     """``key += [items]``: bind the current list (or the default) plus the new items."""
     try:
-        extra = gin.config.parse_value(stmt.value)
+        extra = ginapi.parse_value(stmt.value)
     except Exception as e:
         raise ConfigError(f"cannot parse the value of {stmt.target} +=: {_first_line(e)}") from e
     if not isinstance(extra, (list, tuple)):
@@ -238,21 +307,19 @@ def _append(stmt: Statement) -> None:
     current = _current_value(stmt.target)
     if not isinstance(current, (list, tuple)):
         raise ConfigError(f"{stmt.target} += needs a list value, but it is {current!r}")
-    gin.bind_parameter(stmt.target, [*current, *extra])
+    ginapi.bind(stmt.target, [*current, *extra])
 
 
 def _current_value(target: str) -> Any:
     try:
-        return follow_macros(gin.query_parameter(target))
+        return ginapi.follow_macros(ginapi.query(target))
     except ValueError:
         pass
     scope_and_name, _, param = target.rpartition(".")
     selector = scope_and_name.rpartition("/")[2]
-    configurable = gin.config._REGISTRY.get_match(selector)
+    configurable = ginapi.find(selector)
     if configurable is None:
-        raise ConfigError(f"No configurable matching '{selector}'{_configurable_hint(selector)}")
-    import inspect
-
+        raise ConfigError(f"unknown configurable '{selector}'{_hint(selector)}")
     fn = configurable.wrapped
     target_fn = fn.__init__ if inspect.isclass(fn) else fn
     parameter = inspect.signature(target_fn).parameters.get(param)
@@ -261,15 +328,6 @@ def _current_value(target: str) -> Any:
         raise ConfigError(f"'{selector}' has no parameter '{param}'{hint}")
     default = parameter.default
     return [] if default in (inspect.Parameter.empty, None, gin.REQUIRED) else default
-
-
-def follow_macros(value: Any) -> Any:
-    """``%MACRO`` -> its value (macros may point at macros)."""
-    while isinstance(value, gin.config.ConfigurableReference) and (
-        value._configurable.selector == "gin.macro"
-    ):
-        value = gin.config._CONFIG.get(("/".join(value._scopes), "gin.macro"), {}).get("value")
-    return value
 
 
 # -- error messages ------------------------------------------------------------------------
@@ -281,11 +339,11 @@ def explain(e: BaseException, stmt: Statement) -> str:
     unknown = re.search(r"No configurable matching (?:reference )?'@?([^'()]+)(\(\))?'", message)
     if unknown:
         name = unknown.group(1).rpartition("/")[2]
-        return f"unknown configurable '{name}'{_configurable_hint(name)}"
+        return f"unknown configurable '{name}'{_hint(name)}"
     param = re.search(r"Configurable '([^']+)' doesn't have a parameter named '([^']+)'", message)
     if param:
         name, arg = param.groups()
-        configurable = gin.config._REGISTRY.get_match(name)
+        configurable = ginapi.find(name)
         known = parameter_names(configurable.wrapped) if configurable else []
         return f"'{name}' has no parameter '{arg}'{did_you_mean(arg, known)}"
     token = re.search(r"Failed to parse token '([^']+)'", str(e))
@@ -297,20 +355,13 @@ def explain(e: BaseException, stmt: Statement) -> str:
         missing = re.search(r"No module named '([^']+)'", str(e))
         name = e.name or (missing.group(1) if missing else stmt.text.split()[-1])
         return f"cannot import module '{name}' named in an import line"
-    return message
+    return re.sub(r"\s*\(line \d+\)\.?$", "", message) or message
 
 
-def _configurable_hint(name: str) -> str:
-    return did_you_mean(name, _configurable_names(qualified="." in name))
-
-
-def _configurable_names(qualified: bool) -> list[str]:
-    selectors = [s for s, _ in gin.config._REGISTRY.items() if s != "gin.macro"]
-    return selectors if qualified else [s.rpartition(".")[2] for s in selectors]
-
-
-def _macro_names() -> list[str]:
-    return [scope for (scope, selector) in gin.config._CONFIG if selector == "gin.macro"]
+def _hint(name: str) -> str:
+    if "." in name:
+        return did_you_mean(name, [*ginapi.selectors(), *names.short_names().values()])
+    return did_you_mean(name, names.known_names())
 
 
 def _first_line(e: BaseException) -> str:

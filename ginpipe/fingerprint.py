@@ -9,6 +9,7 @@ its producer's key plus its name, so large data is never re-hashed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import json
@@ -20,9 +21,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import gin
-
-from ginpipe import __version__
+from ginpipe import __version__, ginapi
 
 KEY_FORMAT = 2  # 2: the task library moved from `tasks` to `ginpipe.tasks`
 LIBRARY_PACKAGE = "ginpipe.tasks"
@@ -72,24 +71,20 @@ def artifact_key(producer_key: str, name: str) -> str:
 def bound_parameters(selector: str, scope: str = "", _seen: frozenset[str] = frozenset()) -> Any:
     """The gin bindings that apply to ``selector`` in ``scope``, references followed.
 
-    Reads gin's bindings directly: ``query_parameter`` returns unresolved macros and
-    ``get_bindings`` would call ``@X()`` references (gin notes, trap 10).
+    Reads gin's raw bindings: ``query_parameter`` returns unresolved macros and
+    ``get_bindings`` would call ``@X()`` references (docs/gin-notes.md).
     """
     if selector in _seen:
         return {"cycle": selector}
     seen = _seen | {selector}
-    scopes = scope_prefixes(scope)
     params: dict[str, Any] = {}
-    for (bound_scope, bound_selector), values in gin.config._CONFIG.items():
-        if bound_selector != selector or bound_scope not in scopes:
-            continue
-        for name, value in values.items():
-            params[f"{bound_scope}/{name}" if bound_scope else name] = _canonical(value, seen)
+    for bound_scope, name, value in ginapi.bound_values(selector, scope_prefixes(scope)):
+        params[f"{bound_scope}/{name}" if bound_scope else name] = _canonical(value, seen)
     return dict(sorted(params.items()))
 
 
 def _used_configurable(name: str, scope: str) -> Any:
-    configurable = gin.config._REGISTRY.get_match(name)
+    configurable = ginapi.find(name)
     if configurable is None:
         return {"unregistered": name}
     return {
@@ -104,7 +99,7 @@ def scope_prefixes(scope: str) -> set[str]:
 
 
 def _canonical(value: Any, seen: frozenset[str]) -> Any:
-    if isinstance(value, gin.config.ConfigurableReference):
+    if ginapi.is_reference(value):
         return _reference(value, seen)
     if isinstance(value, (list, tuple)):
         return [type(value).__name__, [_canonical(v, seen) for v in value]]
@@ -118,14 +113,14 @@ def _canonical(value: Any, seen: frozenset[str]) -> Any:
 
 
 def _reference(ref: Any, seen: frozenset[str]) -> Any:
-    configurable = ref._configurable
-    scope = "/".join(ref._scopes)
-    if configurable.selector == "gin.macro":
-        macro = gin.config._CONFIG.get((scope, "gin.macro"), {})
-        return {"macro": scope, "value": _canonical(macro.get("value"), seen)}
+    configurable, scope, called = ginapi.reference_parts(ref)
+    if configurable.selector == ginapi.MACRO:
+        if scope in seen:
+            return {"macro": scope, "cycle": True}
+        return {"macro": scope, "value": _canonical(ginapi.macro_value(scope), seen | {scope})}
     return {
         "ref": configurable.selector,
-        "call": bool(ref._evaluate),
+        "call": called,
         "scope": scope,
         "code": code_fingerprint(configurable.wrapped),
         "params": bound_parameters(configurable.selector, scope, seen),
@@ -172,7 +167,8 @@ def _module_closure_digest(module_name: str) -> str:
     h = hashlib.sha256()
     for file in files:
         h.update(file.encode())
-        h.update(Path(file).read_bytes())
+        with contextlib.suppress(OSError):
+            h.update(Path(file).read_bytes())
     return h.hexdigest()
 
 
@@ -220,8 +216,32 @@ def _is_project_module(module: Any) -> bool:
     name = getattr(module, "__name__", "")
     if not file or not file.endswith(".py") or _is_engine_module(name):
         return False
-    resolved = str(Path(file).resolve())
-    return not any(resolved.startswith(root) for root in _library_roots())
+    path = Path(file)
+    if not path.is_absolute() or not path.is_file():
+        return False
+    resolved = str(path.resolve())
+    if any(resolved.startswith(root) for root in _library_roots()):
+        return False
+    # Outside this interpreter's folders but installed as a package (a --user install,
+    # another environment on the path): counted by version, like any library.
+    return not _installed_normally(name.partition(".")[0])
+
+
+@cache
+def _installed_normally(top_level: str) -> bool:
+    """True if a distribution that is not an editable install provides ``top_level``."""
+    for dist_name in importlib.metadata.packages_distributions().get(top_level, []):
+        try:
+            direct = importlib.metadata.distribution(dist_name).read_text("direct_url.json")
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        try:
+            editable = json.loads(direct or "{}").get("dir_info", {}).get("editable", False)
+        except (ValueError, AttributeError):
+            editable = False
+        if not editable:
+            return True
+    return False
 
 
 def _is_engine_module(name: str) -> bool:

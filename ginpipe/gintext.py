@@ -6,8 +6,10 @@ values, so this module walks Python ``tokenize`` tokens instead: a string is one
 ``+=`` is one operator, and a statement ends at a NEWLINE outside brackets.
 
 Every statement keeps its source text and first line, so a caller can hand ordinary
-statements to ``gin.parse_config`` (padded with ``pad_to_line``) and gin's errors still
-name the right line of the right file.
+statements to ``gin.parse_config`` one by one and shift the line numbers of gin's errors
+by the statement's first line (no padding: that made parsing quadratic in the file size).
+Each statement also lists the names it uses -- its binding key and its ``@references`` --
+so a caller can import what a config names before gin looks the names up.
 """
 
 from __future__ import annotations
@@ -43,8 +45,16 @@ class Statement:
     text: str  # exact source text, first token to last token (comments inside kept)
     line: int  # 1-based first line
     end_line: int  # 1-based last line
-    target: str = ""  # "append": the binding key left of "+="
+    target: str = ""  # "append" and "other" bindings: the binding key left of "+=" / "="
     value: str = ""  # "append": source text right of "+="; "include": the file name
+    references: tuple[str, ...] = ()  # selectors after "@", scopes removed, in order
+
+    @property
+    def configurable(self) -> str:
+        """The selector the binding key configures (``Trainer`` in ``s/Trainer.x = 1``);
+        empty for macros and non-bindings."""
+        selector = self.target.rpartition("/")[2]
+        return selector.rpartition(".")[0]
 
 
 class GinSyntaxError(ValueError):
@@ -238,7 +248,49 @@ def _make(source: str, toks: list[_Tok], kind: str, target: str = "", value: str
         end_line=toks[-1].end_line,
         target=target,
         value=value,
+        references=_references(toks) if kind in ("other", "append") else (),
     )
+
+
+def _references(toks: list[_Tok]) -> tuple[str, ...]:
+    """The selectors written after ``@`` (``@scope/torch.optim.AdamW()`` -> ``torch.optim.AdamW``).
+
+    A reference is the run of adjacent name, ``.`` and ``/`` tokens right after the ``@``.
+    """
+    found: list[str] = []
+    i = 0
+    while i < len(toks):
+        if toks[i].type == tokenize.OP and toks[i].string == "@":
+            parts: list[str] = []
+            end = toks[i].end
+            j = i + 1
+            while j < len(toks) and toks[j].start == end and _is_name_part(toks[j]):
+                parts.append(toks[j].string)
+                end = toks[j].end
+                j += 1
+            if parts:
+                found.append("".join(parts).rpartition("/")[2])
+            i = j
+        else:
+            i += 1
+    return tuple(found)
+
+
+def _is_name_part(tok: _Tok) -> bool:
+    return tok.type == tokenize.NAME or (tok.type == tokenize.OP and tok.string in "./")
+
+
+def _binding_key(source: str, toks: list[_Tok]) -> str:
+    """``key`` of ``key = value`` when the statement has that shape, else empty."""
+    op = _first_operator(toks)
+    if op is None or op.string != "=" or op is toks[0]:
+        return ""
+    left = toks[: toks.index(op)]
+    key = source[left[0].start : left[-1].end].strip()
+    *scopes, selector = key.split("/")
+    if all(_SCOPE_RE.match(s) for s in scopes) and _SELECTOR_RE.match(selector):
+        return key
+    return ""
 
 
 def _classify(source: str, toks: list[_Tok], filename: str) -> Statement:
@@ -251,7 +303,7 @@ def _classify(source: str, toks: list[_Tok], filename: str) -> Statement:
         return _make(source, toks, "import")
     if op is None and first.type == tokenize.NAME and first.string == "include":
         return _make(source, toks, "include", value=_include_path(toks, filename))
-    return _make(source, toks, "other")
+    return _make(source, toks, "other", target=_binding_key(source, toks))
 
 
 def _append(source: str, toks: list[_Tok], op: _Tok, filename: str) -> Statement:

@@ -190,8 +190,7 @@ def parse_size(text: str) -> int:
 
 
 def _store(root: Path) -> Any:
-    from ginpipe.runner import CACHE_DIR
-    from ginpipe.store import ArtifactStore
+    from ginpipe.store import CACHE_DIR, ArtifactStore
 
     return ArtifactStore(root / CACHE_DIR)
 

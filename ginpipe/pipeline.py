@@ -13,39 +13,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import gin
+from gin import REQUIRED
 from loguru import logger
 
-from ginpipe import fingerprint
-from ginpipe.config import follow_macros
+from ginpipe import fingerprint, ginapi
 from ginpipe.errors import ConfigError, GinpipeError, Interrupted, TaskFailed, WiringError
 from ginpipe.events import Events, TaskEvent
 from ginpipe.state import RunContext, State, TaskView
 from ginpipe.store import ArtifactStore, CorruptArtifact
 from ginpipe.taskdef import TaskSpec, check_outputs, spec_of
-
-
-@gin.configurable("run", module="ginpipe")
-def run_settings(
-    tasks: Sequence[Any] = gin.REQUIRED,
-    observers: Sequence[Any] = (),
-    main_metric: str = "accuracy",
-    report_key: str = "metrics",
-) -> dict[str, Any]:
-    """The pipeline as the config states it.
-
-    Args:
-        tasks: task references in order, e.g. ``[@seed_everything, @load_sklearn, ...]``.
-        observers: objects receiving run/task events (notifiers, trackers).
-        main_metric: the metric ``ginpipe runs`` shows.
-        report_key: the state key whose dict of numbers is copied into ``run.json``.
-    """
-    return {
-        "tasks": list(tasks),
-        "observers": list(observers),
-        "main_metric": main_metric,
-        "report_key": report_key,
-    }
 
 
 @dataclass
@@ -76,7 +52,8 @@ def task_steps(tasks: Sequence[Any]) -> list[Step]:
         except TypeError as e:
             raise ConfigError(f"run.tasks[{i}]: {e}") from e
         if ref is not None:
-            selector, scope = ref._configurable.selector, "/".join(ref._scopes)
+            configurable, scope, _ = ginapi.reference_parts(ref)
+            selector = configurable.selector
         else:
             selector, scope = f"{spec.fn.__module__}.{spec.name}", ""
         steps.append(Step(index=i, spec=spec, call=call, selector=selector, scope=scope))
@@ -86,13 +63,12 @@ def task_steps(tasks: Sequence[Any]) -> list[Step]:
 def _task_references() -> list[Any]:
     """The references bound to ``run.tasks`` with macros followed (never called)."""
     try:
-        value = gin.query_parameter("ginpipe.run.tasks")
+        value = ginapi.follow_macros(ginapi.query("ginpipe.run.tasks"))
     except ValueError:
         return []
-    value = follow_macros(value)
     if not isinstance(value, (list, tuple)):
         return []
-    return [v if isinstance(v, gin.config.ConfigurableReference) else None for v in value]
+    return [v if ginapi.is_reference(v) else None for v in value]
 
 
 def check_wiring(steps: Sequence[Step]) -> None:
@@ -119,15 +95,11 @@ def check_required(steps: Sequence[Step]) -> None:
     for step in steps:
         hints = dict(step.spec.hints)
         for name, param in inspect.signature(step.spec.fn).parameters.items():
-            must_set = param.default is gin.REQUIRED or (name in hints and param.default is None)
+            must_set = param.default is REQUIRED or (name in hints and param.default is None)
             if not must_set:
                 continue
             scopes = fingerprint.scope_prefixes(step.scope)
-            bound = any(
-                sel == step.selector and sc in scopes and name in values
-                for (sc, sel), values in gin.config._CONFIG.items()
-            )
-            if not bound:
+            if not ginapi.is_bound(step.selector, name, scopes):
                 hint = hints.get(
                     name, f"set it in a config file or with --mod {step.spec.name}.{name}=..."
                 )

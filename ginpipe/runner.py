@@ -16,10 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import gin
 from loguru import logger
 
-from ginpipe import distributed, rundir
+from ginpipe import distributed, ginapi, rundir
 from ginpipe.atomic import atomic_write_text
 from ginpipe.config import Composition, compose, compose_text
 from ginpipe.errors import EXIT_OK, ConfigError, GinpipeError, Interrupted, TaskFailed
@@ -32,14 +31,12 @@ from ginpipe.pipeline import (
     check_tasks,
     check_wiring,
     plan,
-    run_settings,
     task_steps,
 )
 from ginpipe.provenance import environment, git_diff, git_state
+from ginpipe.settings import run_settings
 from ginpipe.state import RunContext
-from ginpipe.store import ArtifactStore
-
-CACHE_DIR = ".cache"
+from ginpipe.store import CACHE_DIR, ArtifactStore
 
 
 @dataclass
@@ -232,7 +229,7 @@ def _run_pipeline(
         outcome = {"status": "completed", "exit_code": EXIT_OK}
         outcome["metrics"] = _report(state, prepared.settings["report_key"])
         if ranks.is_main:
-            atomic_write_text(run.file(rundir.OPERATIVE), gin.operative_config_str())
+            atomic_write_text(run.file(rundir.OPERATIVE), ginapi.operative_text())
             _summary(run, outcome["metrics"], prepared.settings["main_metric"])
         return EXIT_OK
     except Interrupted as e:

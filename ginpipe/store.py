@@ -34,6 +34,8 @@ from ginpipe import codecs
 from ginpipe.atomic import TMP_PREFIX, UMASK, atomic_write_json, fsync_dir, is_temp
 from ginpipe.errors import GinpipeError
 
+CACHE_DIR = ".cache"  # ROOT/.cache: one store shared by every project of a root
+
 FORMAT = 1
 MANIFEST = "manifest.json"
 _KEY_RE = re.compile(r"[0-9a-f]{8,128}")

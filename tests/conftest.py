@@ -38,6 +38,19 @@ run.tasks = [@make_numbers, @add_up, @report]
 """
 
 
+def gin_parse(text: str) -> None:
+    """``gin.parse_config`` after making the names the text uses configurable, as
+    composing a config does (nothing is registered up front)."""
+    from ginpipe import names
+    from ginpipe.gintext import split_statements
+
+    for stmt in split_statements(text):
+        for name in (stmt.configurable, *stmt.references):
+            if name:
+                names.make_configurable(name)
+        gin.parse_config(stmt.text)
+
+
 def _reset_logging() -> None:
     logger.remove()
     # Resolve sys.stderr at write time: the CLI runner swaps it per invocation.

@@ -10,8 +10,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ginpipe import task
-from ginpipe.state import TaskView
+from ginpipe import TaskView, task
 from ginpipe.tasks.data import make_dataset
 from ginpipe.tasks.models import build_model
 from ginpipe.tasks.report import write_classification_report

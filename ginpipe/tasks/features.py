@@ -10,40 +10,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import gin
 import numpy as np
 from sklearn.base import TransformerMixin, clone
-from sklearn.decomposition import PCA
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import (
     FunctionTransformer,
-    MaxAbsScaler,
-    MinMaxScaler,
-    RobustScaler,
-    StandardScaler,
 )
 
-from ginpipe import task
-from ginpipe.errors import ConfigError
-from ginpipe.state import TaskView
+from ginpipe import ConfigError, TaskView, task
 from ginpipe.tasks.data.images import ImageTransform, channel_mean_std, probe_image
 from ginpipe.tasks.split import SPLIT_NAMES
-
-TRANSFORMERS = {
-    "sklearn.preprocessing": (StandardScaler, MinMaxScaler, RobustScaler, MaxAbsScaler),
-    "sklearn.decomposition": (PCA,),
-}
-
-
-def register_transformers() -> None:
-    """Make the ``TRANSFORMERS`` configurable in gin; calling it again changes nothing."""
-    for module, classes in TRANSFORMERS.items():
-        for cls in classes:
-            if f"{module}.{cls.__name__}" not in gin.config._REGISTRY:
-                gin.external_configurable(cls, module=module)
-
-
-register_transformers()
 
 
 @task(reads=("dataset", "splits"), writes=("data",))

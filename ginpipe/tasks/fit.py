@@ -13,10 +13,7 @@ from pytorch_lightning.loggers import Logger
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from ginpipe import task
-from ginpipe.errors import ConfigError, DataError
-from ginpipe.externals import register_all
-from ginpipe.state import TaskView
+from ginpipe import ConfigError, DataError, TaskView, task
 from ginpipe.tasks.data import make_dataset
 from ginpipe.tasks.lightning.checkpoints import (
     check_checkpoint_fits,
@@ -39,9 +36,6 @@ from ginpipe.tasks.lightning.trainer import (
     refuse_trainer_args_owned_by_fit,
 )
 from ginpipe.tasks.models import factory_name, model_record
-
-# Configs bind `Trainer.*`, `@AdamW`, `@OneCycleLR`... as soon as they import this module.
-register_all()
 
 CHECKPOINT_DIR = "checkpoints"
 LOG_DIR = "logs"

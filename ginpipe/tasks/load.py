@@ -14,9 +14,7 @@ import numpy as np
 import pandas as pd
 from sklearn import datasets as sklearn_datasets
 
-from ginpipe import task
-from ginpipe.errors import ConfigError, DataError
-from ginpipe.state import TaskView
+from ginpipe import ConfigError, DataError, TaskView, task
 from ginpipe.tasks.data.choices import check_choice
 from ginpipe.tasks.data.tables import (
     encode_labels,

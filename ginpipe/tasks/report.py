@@ -29,7 +29,7 @@ from torchmetrics.functional.classification import (
     multiclass_recall,
 )
 
-from ginpipe.atomic import atomic_path, atomic_write_json, atomic_write_text
+from ginpipe import atomic_path, atomic_write_json, atomic_write_text
 
 METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.csv"

@@ -10,44 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import gin
 import numpy as np
 from sklearn.base import ClassifierMixin, clone
-from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
-from sklearn.linear_model import LogisticRegression
-from sklearn.neighbors import KNeighborsClassifier
-from sklearn.svm import SVC
 
-from ginpipe import task
-from ginpipe.errors import ConfigError, DataError
-from ginpipe.state import TaskView
-from ginpipe.tasks.data import make_dataset
-from ginpipe.tasks.report import write_classification_report
+from ginpipe import ConfigError, DataError, TaskView, task
 
-ESTIMATORS = {
-    "sklearn.linear_model": [LogisticRegression],
-    "sklearn.ensemble": [RandomForestClassifier, GradientBoostingClassifier],
-    "sklearn.svm": [SVC],
-    "sklearn.neighbors": [KNeighborsClassifier],
-}
 NO_ESTIMATOR = (
     "no estimator chosen: add a model config, e.g. configs/models/logreg.gin, "
     "or bind fit_sklearn.estimator = @LogisticRegression()"
 )
-
-
-def register_estimators() -> None:
-    """Expose the estimators to configs (``@LogisticRegression()``), once per process
-    even if another module registered them first."""
-    for module, classes in ESTIMATORS.items():
-        for cls in classes:
-            try:
-                gin.get_configurable(f"{module}.{cls.__name__}")
-            except ValueError:
-                gin.external_configurable(cls, name=cls.__name__, module=module)
-
-
-register_estimators()
 
 
 @task(reads=("data", "seed"), writes=("estimator",), hints={"estimator": NO_ESTIMATOR})
@@ -69,6 +40,10 @@ def fit_sklearn(state: TaskView, *, estimator: ClassifierMixin | None = None) ->
 @task(reads=("estimator", "data"), writes=("metrics",), cache=False, main_only=True)
 def evaluate_sklearn(state: TaskView) -> dict[str, Any]:
     """Score the estimator on the test split and write the shared classification report."""
+    # The report computes its metrics with torchmetrics: torch is imported when this runs,
+    # not when a config that names this task is composed.
+    from ginpipe.tasks.report import write_classification_report
+
     data, estimator = state["data"], state["estimator"]
     features, labels = flat_split(data, "test")
     probabilities = class_probabilities(estimator, features, len(data["classes"]))
@@ -83,6 +58,8 @@ def flat_split(data: dict[str, Any], split: str) -> tuple[np.ndarray, np.ndarray
     if data["kind"] == "arrays":
         features, labels = data[split]["X"], data[split]["y"]
     else:
+        from ginpipe.tasks.data import make_dataset  # torch: only image files need it
+
         items = list(make_dataset(data, split))
         if not items:
             raise DataError(f"the {split} split is empty")

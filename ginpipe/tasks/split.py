@@ -15,9 +15,7 @@ import pandas as pd
 from loguru import logger
 from sklearn.model_selection import GroupShuffleSplit, KFold, StratifiedKFold, train_test_split
 
-from ginpipe import task
-from ginpipe.errors import ConfigError, DataError
-from ginpipe.state import TaskView
+from ginpipe import ConfigError, DataError, TaskView, task
 from ginpipe.tasks.data.choices import check_choice
 
 SPLIT_METHODS = ("random", "stratified", "group", "kfold", "regex", "column")

@@ -9,6 +9,7 @@ import gin
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import gin_parse
 from PIL import Image
 from sklearn.decomposition import PCA
 from sklearn.preprocessing import StandardScaler
@@ -16,7 +17,7 @@ from sklearn.preprocessing import StandardScaler
 from ginpipe import codecs
 from ginpipe.errors import ConfigError
 from ginpipe.state import State, TaskView
-from ginpipe.tasks.features import make_features, register_transformers
+from ginpipe.tasks.features import make_features
 from ginpipe.tasks.load import load_sklearn, load_table
 from ginpipe.tasks.split import split_dataset
 
@@ -105,8 +106,7 @@ def test_non_transformer_is_a_config_error() -> None:
 
 
 def test_transformers_are_configurable_by_name() -> None:
-    register_transformers()  # a second registration changes nothing
-    gin.parse_config("make_features.transforms = [@StandardScaler(), @PCA()]\nPCA.n_components = 5")
+    gin_parse("make_features.transforms = [@StandardScaler(), @PCA()]\nPCA.n_components = 5")
     try:
         data = digits_state()["data"]
     finally:

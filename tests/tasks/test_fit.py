@@ -13,6 +13,7 @@ import pytest
 import torch
 from pytorch_lightning.loggers import CSVLogger
 
+from ginpipe import names
 from ginpipe.errors import CheckpointError, ConfigError
 from ginpipe.state import RunContext, State, TaskView
 from ginpipe.tasks.fit import fit
@@ -61,6 +62,8 @@ def tiny_image_data(seed: int = 0, classes: int = 3) -> dict:
 def trainer_config():
     """Small, deterministic CPU training; other tests' bindings are cleared."""
     gin.clear_config()
+    names.make_configurable("Trainer")
+    names.make_configurable("AdamW")
     for name, value in TRAINER_BINDINGS.items():
         gin.bind_parameter(f"pytorch_lightning.Trainer.{name}", value)
     gin.bind_parameter("ginpipe.tasks.models.resnet.ResNet.width", 4)

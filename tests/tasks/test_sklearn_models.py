@@ -7,6 +7,7 @@ import json
 import gin
 import numpy as np
 import pytest
+from conftest import gin_parse
 
 from ginpipe.errors import ConfigError
 from ginpipe.state import RunContext, State, TaskView
@@ -14,7 +15,6 @@ from ginpipe.tasks.sklearn_models import (
     class_probabilities,
     evaluate_sklearn,
     fit_sklearn,
-    register_estimators,
 )
 
 
@@ -58,9 +58,7 @@ def run_fit_sklearn(state: State):
 
 
 def test_logistic_regression_from_config_fits_and_reports(tmp_path):
-    gin.parse_config(
-        "fit_sklearn.estimator = @LogisticRegression()\nLogisticRegression.max_iter = 500"
-    )
+    gin_parse("fit_sklearn.estimator = @LogisticRegression()\nLogisticRegression.max_iter = 500")
     state = new_state(tmp_path)
     state.set("estimator", run_fit_sklearn(state))
     assert state["estimator"].max_iter == 500
@@ -75,26 +73,21 @@ def test_logistic_regression_from_config_fits_and_reports(tmp_path):
 
 
 def test_the_run_seed_fills_an_unset_random_state(tmp_path):
-    gin.parse_config("fit_sklearn.estimator = @RandomForestClassifier()")
-    gin.bind_parameter("sklearn.ensemble.RandomForestClassifier.n_estimators", 5)
+    gin_parse("fit_sklearn.estimator = @RandomForestClassifier()")
+    gin_parse("sklearn.ensemble.RandomForestClassifier.n_estimators = 5")
     state = new_state(tmp_path)
     estimator = run_fit_sklearn(state)
     assert estimator.random_state == 0
 
 
 def test_estimators_without_predict_proba_report_one_hot_probabilities(tmp_path):
-    gin.parse_config("fit_sklearn.estimator = @SVC()")
+    gin_parse("fit_sklearn.estimator = @SVC()")
     state = new_state(tmp_path)
     estimator = run_fit_sklearn(state)
     features = state["data"]["test"]["X"].reshape(12, -1)
     probabilities = class_probabilities(estimator, features, 3)
     assert set(np.unique(probabilities)) <= {0.0, 1.0}
     assert np.array_equal(probabilities.argmax(axis=1), estimator.predict(features))
-
-
-def test_registering_twice_is_harmless():
-    register_estimators()
-    register_estimators()
 
 
 def test_no_estimator_is_a_config_error(tmp_path):

@@ -11,8 +11,9 @@ import pytest
 
 from ginpipe.config import compose, compose_text
 from ginpipe.errors import ConfigError, WiringError
-from ginpipe.pipeline import run_settings, task_steps
+from ginpipe.pipeline import task_steps
 from ginpipe.runner import RunRequest, prepare
+from ginpipe.settings import run_settings
 
 
 def names(tasks: list) -> list[str]:
@@ -253,7 +254,7 @@ def test_missing_file_suggests_a_name(toy_project) -> None:
 
 
 def test_no_file_at_all(toy_project) -> None:
-    assert "no config file" in config_error([])
+    assert "no config given" in config_error([])
 
 
 def test_required_parameter_missing_shows_the_task_hint(toy_project) -> None:

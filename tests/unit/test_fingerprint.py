@@ -17,7 +17,8 @@ import toytasks
 
 from ginpipe import fingerprint
 from ginpipe.config import compose, compose_text
-from ginpipe.pipeline import plan, run_settings, task_steps
+from ginpipe.pipeline import plan, task_steps
+from ginpipe.settings import run_settings
 
 SHIFT = """\
 import toytasks
@@ -199,9 +200,9 @@ def test_configurables_a_task_builds_itself_join_its_key(toy_project):
     resume with more epochs would reuse the old model (a stale hit)."""
     import gin
 
-    from ginpipe import externals, fingerprint
+    from ginpipe import fingerprint, names
 
-    externals.register_all()
+    names.make_configurable("Trainer")
 
     def key() -> str:
         return fingerprint.task_key("t", key, "", {}, uses=("pytorch_lightning.Trainer",))

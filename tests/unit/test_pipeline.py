@@ -11,7 +11,8 @@ import toytasks
 
 from ginpipe.config import compose
 from ginpipe.errors import UndeclaredKeyError
-from ginpipe.pipeline import plan, run_settings, task_steps
+from ginpipe.pipeline import plan, task_steps
+from ginpipe.settings import run_settings
 from ginpipe.state import State, TaskView
 from ginpipe.store import ArtifactStore
 from ginpipe.taskdef import check_outputs, spec_of

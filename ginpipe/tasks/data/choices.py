@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ginpipe.errors import ConfigError
-from ginpipe.suggest import did_you_mean
+from ginpipe import ConfigError, did_you_mean
 
 
 def check_choice(value: str, choices: Iterable[str], parameter: str) -> None:

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from ginpipe.errors import ConfigError, DataError
+from ginpipe import ConfigError, DataError
 
 GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "F"})
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ginpipe.errors import DataError
+from ginpipe import DataError
 
 TABLE_READERS = {".csv": pd.read_csv, ".parquet": pd.read_parquet, ".pq": pd.read_parquet}
 MISSING_EXAMPLES = 3  # how many missing files an error message names

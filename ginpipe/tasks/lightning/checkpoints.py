@@ -15,8 +15,7 @@ import torch
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 from torch import nn
 
-from ginpipe.atomic import atomic_path
-from ginpipe.errors import CheckpointError
+from ginpipe import CheckpointError, atomic_path
 
 LAST_NAME = "last"
 ON_EXCEPTION_NAME = "on_exception"

@@ -20,7 +20,7 @@ from lightning_fabric.loggers.logger import rank_zero_experiment
 from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 
-from ginpipe.atomic import atomic_write_text
+from ginpipe import atomic_write_text
 
 
 class ContinuingExperimentWriter(ExperimentWriter):

@@ -7,13 +7,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import gin
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint, OnExceptionCheckpoint
 from pytorch_lightning.loggers import Logger
 
-from ginpipe.config import follow_macros
-from ginpipe.errors import ConfigError
+from ginpipe import ConfigError, bound_value, configured, is_bound
 from ginpipe.tasks.lightning.checkpoints import LAST_NAME, ON_EXCEPTION_NAME, AtomicCheckpointIO
 
 # Trainer arguments that fit decides; a binding would be silently overridden, so it is refused.
@@ -35,10 +33,7 @@ def refuse_trainer_args_owned_by_fit() -> None:
 def refuse_spawned_ranks() -> None:
     """``ddp_spawn`` starts ranks in fresh processes that never parse the config (they would
     train with gin's defaults); ``ddp`` re-runs the command line, so every rank has it."""
-    try:
-        strategy = follow_macros(gin.query_parameter("pytorch_lightning.Trainer.strategy"))
-    except ValueError:
-        return
+    strategy = bound_value(pl.Trainer, "strategy", None)
     if isinstance(strategy, str) and "spawn" in strategy:
         raise ConfigError(
             f"Trainer.strategy={strategy!r} starts ranks that never see the config; "
@@ -47,11 +42,7 @@ def refuse_spawned_ranks() -> None:
 
 
 def is_trainer_arg_bound(argument: str) -> bool:
-    try:
-        gin.query_parameter(f"pytorch_lightning.Trainer.{argument}")
-    except ValueError:
-        return False
-    return True
+    return is_bound(pl.Trainer, argument)
 
 
 def build_trainer(run_dir: Path, callbacks: list[Callback], loggers: list[Logger]) -> pl.Trainer:
@@ -68,7 +59,7 @@ def build_trainer(run_dir: Path, callbacks: list[Callback], loggers: list[Logger
     }
     if not is_trainer_arg_bound("enable_progress_bar"):
         owned["enable_progress_bar"] = sys.stdout.isatty()
-    return gin.get_configurable(pl.Trainer)(**owned)
+    return configured(pl.Trainer)(**owned)
 
 
 def checkpoint_callbacks(

@@ -14,18 +14,18 @@ import gin
 import torch
 from torch import nn
 
-from ginpipe.errors import CheckpointError, ConfigError
+from ginpipe import CheckpointError, ConfigError, selector_of
 
 
 def factory_name(factory: Callable[..., nn.Module]) -> str:
-    """The gin selector of a model class, e.g. ``ginpipe.tasks.models.resnet.ResNet``."""
-    name = f"{getattr(factory, '__module__', '')}.{getattr(factory, '__qualname__', '')}"
-    try:
-        gin.get_configurable(name)
-    except ValueError as error:
+    """The name the config knows a model class by, e.g. ``ginpipe.tasks.models.resnet.ResNet``
+    or ``mymodels.Net`` (any class named by its dotted path is configurable)."""
+    name = selector_of(factory)
+    if name is None:
         raise ConfigError(
-            f"fit.model must be a gin-configurable model class (e.g. @ResNet), got {factory!r}"
-        ) from error
+            f"fit.model must be a model class named in the config (e.g. @ResNet or "
+            f"@mymodels.Net), got {factory!r}"
+        )
     return name
 
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import gin
 from torch import Tensor, nn
 
-from ginpipe.errors import ConfigError
+from ginpipe import ConfigError
 
 # Inputs at least this large get a strided stem; smaller ones keep every pixel for the stages.
 STEM_DOWNSAMPLE_MIN_SIZE = 64
