@@ -18,7 +18,7 @@ from loguru import logger
 
 from ginpipe import fingerprint, ginapi
 from ginpipe.errors import ConfigError, GinpipeError, Interrupted, TaskFailed, WiringError
-from ginpipe.events import Events, TaskEvent
+from ginpipe.events import Events, TaskEvent, TaskState
 from ginpipe.state import RunContext, State, TaskView
 from ginpipe.store import ArtifactStore, CorruptArtifact
 from ginpipe.taskdef import TaskSpec, check_outputs, spec_of
@@ -35,7 +35,7 @@ class Step:
     scope: str
     key: str = ""
     inputs: dict[str, str] = field(default_factory=dict)
-    action: str = "run"  # run | cached | wait | skip
+    action: str = TaskState.RUN  # RUN | CACHED | WAIT | SKIPPED
     reason: str = ""
     transient: tuple[str, ...] = ()
 
@@ -146,29 +146,29 @@ def _decide(
 ) -> tuple[str, str]:
     spec = step.spec
     if spec.main_only and not is_main:
-        return "skip", "runs on rank 0 only"
+        return TaskState.SKIPPED, "runs on rank 0 only"
     if not spec.cache:
-        return "run", "not cached"
+        return TaskState.RUN, "not cached"
     if forced:
-        return "run", "--rerun"
+        return TaskState.RUN, "--rerun"
     if not use_cache or store is None:
-        return "run", "cache off"
+        return TaskState.RUN, "cache off"
     entry = store.lookup(step.key)
     if entry is not None:
         step.transient = tuple(entry.transient)
-        return "cached", "unchanged"
+        return TaskState.CACHED, "unchanged"
     if not is_main and not spec.all_ranks:
-        return "wait", "rank 0 computes it"
-    return "run", "new or changed"
+        return TaskState.WAIT, "rank 0 computes it"
+    return TaskState.RUN, "new or changed"
 
 
 def _run_producers_of_transient_inputs(steps: list[Step]) -> None:
     """A cached task whose output was not storable must run again if a running task needs it."""
     needed: set[str] = set()
     for step in reversed(steps):
-        if step.action == "cached" and needed & set(step.transient):
-            step.action, step.reason = "run", "needed output was not storable"
-        if step.action in ("run", "wait"):
+        if step.action == TaskState.CACHED and needed & set(step.transient):
+            step.action, step.reason = TaskState.RUN, "needed output was not storable"
+        if step.action in (TaskState.RUN, TaskState.WAIT):
             needed |= set(step.spec.reads)
 
 
@@ -197,24 +197,26 @@ class Pipeline:
     def execute(self) -> State:
         total = len(self.steps)
         for step in self.steps:
-            if step.action == "skip":
+            if step.action == TaskState.SKIPPED:
                 logger.debug(
                     f"[{step.index + 1}/{total}] {step.spec.name}: skipped ({step.reason})"
                 )
                 continue
+            if step.action == TaskState.RUN:
+                self._materialize_inputs(step)
             event = TaskEvent(task=step.spec.name, index=step.index, total=total, key=step.key)
             self.events.emit("on_task_start", event)
             t0 = time.perf_counter()
-            if step.action == "wait":
+            if step.action == TaskState.WAIT:
                 self._wait_for(step)
-            if step.action in ("cached", "wait"):
+            if step.action in (TaskState.CACHED, TaskState.WAIT):
                 self._expose_stored(step)
-                event.status = "cached"
+                event.status = TaskState.CACHED
             else:
-                self._run(step, event, t0)
-                event.status = "completed"
+                self._run(step, event, t0, step.reason)
+                event.status = TaskState.COMPLETED
             event.seconds = time.perf_counter() - t0
-            if event.status == "cached":
+            if event.status == TaskState.CACHED:
                 producer = self._producer_run(step)
                 event.detail = {"from_run": producer} if producer else {}
                 logger.info(f"[{step.index + 1}/{total}] {step.spec.name}: reused from cache")
@@ -225,16 +227,23 @@ class Pipeline:
             self.events.emit("on_task_end", event)
         return self.state
 
-    def _run(self, step: Step, event: TaskEvent, t0: float) -> None:
+    def _materialize_inputs(self, step: Step) -> None:
+        """Load what a task reads before it starts. A stored value that has to be recomputed
+        (not storable, corrupt, vanished) then runs as its producer's own step -- its own
+        events, timing and failure -- instead of inside the task that needed it."""
+        for key in step.spec.reads:
+            self.state[key]
+
+    def _run(self, step: Step, event: TaskEvent, t0: float, reason: str) -> None:
         spec = step.spec
-        logger.info(f"[{step.index + 1}/{len(self.steps)}] {spec.name}: running ({step.reason})")
+        logger.info(f"[{step.index + 1}/{len(self.steps)}] {spec.name}: running ({reason})")
         try:
             result = step.call(TaskView(self.state, spec.name, spec.reads))
             outputs = check_outputs(spec, result)
         except (Interrupted, KeyboardInterrupt):
             raise
         except BaseException as e:
-            event.status, event.seconds = "failed", time.perf_counter() - t0
+            event.status, event.seconds = TaskState.FAILED, time.perf_counter() - t0
             event.error = _describe(e)
             self.events.emit("on_task_failed", event)
             if isinstance(e, GinpipeError):
@@ -270,9 +279,11 @@ class Pipeline:
                 raise KeyError(name)
             return self.store.load(step.key, name, allow_pickle=name in step.spec.pickle_ok)
         except KeyError:
-            logger.info(f"{step.spec.name}: '{name}' was not storable; recomputing it")
+            reason = f"'{name}' was not storable"
+            logger.info(f"{step.spec.name}: {reason}; recomputing it")
         except CorruptArtifact as e:
-            logger.warning(f"{step.spec.name}: stored '{name}' unusable ({e}); recomputing")
+            reason = f"stored '{name}' unusable"
+            logger.warning(f"{step.spec.name}: {reason} ({e}); recomputing")
         event = TaskEvent(
             task=step.spec.name,
             index=step.index,
@@ -282,8 +293,8 @@ class Pipeline:
         )
         self.events.emit("on_task_start", event)
         t0 = time.perf_counter()
-        self._run(step, event, t0)
-        event.status, event.seconds = "completed", time.perf_counter() - t0
+        self._run(step, event, t0, f"recomputing: {reason}")
+        event.status, event.seconds = TaskState.COMPLETED, time.perf_counter() - t0
         self.events.emit("on_task_end", event)
         return self.state[name]
 

@@ -22,7 +22,7 @@ from ginpipe import distributed, ginapi, rundir
 from ginpipe.atomic import atomic_write_text
 from ginpipe.config import Composition, compose, compose_text
 from ginpipe.errors import EXIT_OK, ConfigError, GinpipeError, Interrupted, TaskFailed
-from ginpipe.events import Events
+from ginpipe.events import Events, check_observer
 from ginpipe.log import add_run_log
 from ginpipe.pipeline import (
     Pipeline,
@@ -80,6 +80,8 @@ def prepare(request: RunRequest) -> Prepared:
     check_wiring(steps)
     check_required(steps)
     check_tasks(steps)
+    for observer in settings["observers"]:
+        check_observer(observer)
     return Prepared(composition, settings, steps)
 
 
@@ -191,55 +193,26 @@ def _run_pipeline(
     store: ArtifactStore,
     ranks: distributed.Ranks,
 ) -> int:
+    """Run the planned steps in the run directory; record the outcome however it ends."""
     sink = add_run_log(run.path, ranks.rank)
-    context = RunContext(run.path, run.name, run.project, ranks.rank, ranks.world_size)
-    observers: list[Any] = []
-    record: rundir.RunRecord | None = None
-    if ranks.is_main:
-        git = git_state()
-        if git and git["dirty"]:
-            atomic_write_text(run.file(rundir.GIT_DIFF), git_diff())
-        base = {
-            "name": run.name,
-            "project": run.project,
-            "dir": str(run.path.resolve()),
-            "argv": request.argv,
-            "cwd": os.getcwd(),
-            "config_files": prepared.composition.files,
-            "overrides": _all_overrides(run),
-            "config_digest": prepared.composition.digest,
-            "main_metric": prepared.settings["main_metric"],
-            "git": git,
-            **environment(),
-            "world_size": ranks.world_size,
-            "launcher": ranks.launcher,
-        }
-        record = rundir.RunRecord(run, base)
-        observers = [record, *prepared.settings["observers"]]
+    record = _open_record(run, request, prepared, ranks) if ranks.is_main else None
+    observers = [record, *prepared.settings["observers"]] if record is not None else []
     events = Events(observers)
     logger.info(f"run directory: {run.path}")
     outcome: dict[str, Any] = {"status": "failed", "exit_code": 1}
     try:
-        with _signals_raise_interrupted():
-            events.emit("on_run_start", {"dir": str(run.path), "name": run.name})
-            pipeline = Pipeline(steps, store=store, run=context, events=events)
-            if ranks.world_size > 1:
-                pipeline.rank0_failure = distributed.rank0_failure
-            state = pipeline.execute()
-        outcome = {"status": "completed", "exit_code": EXIT_OK}
-        outcome["metrics"] = _report(state, prepared.settings["report_key"])
+        state = _run_steps(run, steps, store, ranks, events)
+        metrics = _report(state, prepared.settings["report_key"])
+        outcome = {"status": "completed", "exit_code": EXIT_OK, "metrics": metrics}
         if ranks.is_main:
             atomic_write_text(run.file(rundir.OPERATIVE), ginapi.operative_text())
-            _summary(run, outcome["metrics"], prepared.settings["main_metric"])
+            _summary(run, metrics, prepared.settings["main_metric"])
         return EXIT_OK
     except Interrupted as e:
         outcome = {"status": "interrupted", "exit_code": e.exit_code, "error": str(e)}
         logger.warning(f"{e}; continue with: ginpipe resume {run.path}")
         return e.exit_code
-    except TaskFailed as e:
-        outcome = {"status": "failed", "exit_code": e.exit_code, "error": str(e)}
-        raise
-    except GinpipeError as e:
+    except (TaskFailed, GinpipeError) as e:
         outcome = {"status": "failed", "exit_code": e.exit_code, "error": str(e)}
         raise
     finally:
@@ -248,6 +221,48 @@ def _run_pipeline(
             record.data.update(world_size=world.world_size, launcher=world.launcher)
         events.emit("on_run_end", outcome)
         logger.remove(sink)
+
+
+def _open_record(
+    run: rundir.RunDir, request: RunRequest, prepared: Prepared, ranks: distributed.Ranks
+) -> rundir.RunRecord:
+    """run.json's fixed part (argv, config, provenance); the record then follows events."""
+    git = git_state()
+    if git and git["dirty"]:
+        atomic_write_text(run.file(rundir.GIT_DIFF), git_diff())
+    base = {
+        "name": run.name,
+        "project": run.project,
+        "dir": str(run.path.resolve()),
+        "argv": request.argv,
+        "cwd": os.getcwd(),
+        "config_files": prepared.composition.files,
+        "overrides": _all_overrides(run),
+        "config_digest": prepared.composition.digest,
+        "main_metric": prepared.settings["main_metric"],
+        "git": git,
+        **environment(),
+        "world_size": ranks.world_size,
+        "launcher": ranks.launcher,
+    }
+    return rundir.RunRecord(run, base)
+
+
+def _run_steps(
+    run: rundir.RunDir,
+    steps: list[Step],
+    store: ArtifactStore,
+    ranks: distributed.Ranks,
+    events: Events,
+) -> Any:
+    """The pipeline itself, with SIGINT/SIGTERM turned into ``Interrupted``."""
+    context = RunContext(run.path, run.name, run.project, ranks.rank, ranks.world_size)
+    with _signals_raise_interrupted():
+        events.emit("on_run_start", {"dir": str(run.path), "name": run.name})
+        pipeline = Pipeline(steps, store=store, run=context, events=events)
+        if ranks.world_size > 1:
+            pipeline.rank0_failure = distributed.rank0_failure
+        return pipeline.execute()
 
 
 def _all_overrides(run: rundir.RunDir) -> list[str]:

@@ -297,3 +297,48 @@ def test_cache_is_shared_across_run_names_but_not_projects(toy_project, cli) -> 
     assert toy_project.calls("make_numbers") == 1
     assert cli("run", "base.gin", "--name", "c", "--root", "elsewhere").exit_code == 0
     assert toy_project.calls("make_numbers") == 2
+
+
+def test_an_observer_method_that_is_no_event_is_refused_before_any_work(toy_project, cli):
+    toy_project.write(
+        "obs.py",
+        "class Typo:\n    def on_task_done(self, event):\n        pass\n",
+    )
+    toy_project.write(
+        "o.gin", "import toytasks\nrun.tasks = [@make_numbers]\nrun.observers = [@obs.Typo()]\n"
+    )
+    import sys
+
+    sys.path.insert(0, str(toy_project.path))
+    try:
+        result = cli("run", "o.gin", "--name", "o")
+    finally:
+        sys.path.remove(str(toy_project.path))
+        sys.modules.pop("obs", None)
+    assert result.exit_code == 2
+    assert "has a method on_task_done, which is no event (did you mean 'on_task_end'?)" in (
+        result.output
+    )
+    assert toy_project.run_dirs() == []
+
+
+def test_a_value_recomputed_for_a_later_task_runs_as_its_producers_own_step(toy_project, cli):
+    """A corrupt cached value is recomputed by its producer as a step of its own: its
+    events come before the consumer's, and the consumer's timing does not include it."""
+    import toytasks
+
+    toy_project.write("c.gin", CHAIN)
+    assert cli("run", "c.gin", "--name", "one").exit_code == 0
+    store = ArtifactStore(toy_project.root / ".cache")
+    (entry,) = [e for e in store.entries() if e.task == "make_numbers"]
+    _flip_bytes(entry.path)
+    toytasks.EVENTS.clear()
+    result = cli(
+        "run", "c.gin", "--name", "two", "-m", "add_up.scale=3.0",
+        "-m", "run.observers=[@Recorder()]",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    order = [(hook, payload) for hook, payload in toytasks.EVENTS if hook != "on_run_start"]
+    start_add_up = order.index(("on_task_start", "add_up"))
+    assert ("on_task_end", ("make_numbers", "completed")) in order[:start_add_up]
+    assert "running (recomputing: stored 'numbers' unusable)" in result.output
