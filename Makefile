@@ -9,19 +9,20 @@ install:  ## create .venv and install ginpipe with the CPU torch pinned in const
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -c constraints-cpu.txt -e ".[dev]"
 
-test:  ## the whole test suite
-	$(BIN)/pytest
+test:  ## lint, layering contracts and the whole test suite (what CI runs)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports && $(BIN)/pytest
 
-lint:  ## ruff lint + format check
+lint:  ## ruff lint + format check + layering contracts (pyproject.toml)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format:
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
 run:  ## the default pipeline: ResNet on the bundled digits
-	$(BIN)/ginpipe run configs/base.gin configs/models/resnet.gin
+	$(BIN)/ginpipe run base models/resnet
 
 data:  ## write the digits as PNG files + labels.csv (the "bring your own files" example)
 	$(BIN)/python scripts/make_file_dataset.py

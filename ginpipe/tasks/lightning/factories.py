@@ -2,7 +2,7 @@
 
 A config hands ``fit`` gin's wrappers (``@AdamW``, ``@OneCycleLR``). Those wrappers do not
 pickle, and they read gin's global state at call time, which a spawned process does not
-have (see the gin notes). Resolving the bindings once, in the process that parsed the
+have (docs/gin-notes.md). Resolving the bindings once, in the process that parsed the
 config, gives an object that means the same thing everywhere.
 """
 
