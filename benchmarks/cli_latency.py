@@ -1,9 +1,10 @@
-"""CLI latency: how long the commands that should feel instant take, next to the floor of
-any Lightning tool, ``python -c "import pytorch_lightning"``.
+"""CLI latency: how long the commands that should feel instant take, next to the floors
+``python -c "import pytorch_lightning"`` and ``python -c "import torch"``.
 
-``--help`` and ``runs`` must not import torch at all; ``config`` composes and validates a
-config, which registers torch and Lightning classes with gin, so it pays one Lightning
-import and little more.
+``--help`` and ``runs`` must not import torch at all. Composing a config imports exactly
+what it names: a project of the user's own torch-free tasks validates without torch, a
+syntax error in any file is reported before anything the configs name is imported, and
+``config base models/resnet`` pays one Lightning import and little more.
 """
 
 from __future__ import annotations
@@ -35,6 +36,32 @@ HELP_LIMIT_S = 0.3
 HELP_RATIO_LIMIT = 0.1
 SAMPLE_RUNS = 3  # runs listed by `ginpipe runs`
 FLOOR = "import pytorch_lightning"
+TORCH_FLOOR = "import torch"
+OWN_TASKS_RATIO_LIMIT = 0.3  # ginpipe config of torch-free tasks / import torch
+SYNTAX_ERROR_RATIO_LIMIT = 0.25  # syntax error reported / import torch
+CONFIG_RATIO_LIMIT = 1.1  # ginpipe config base models/resnet / import pytorch_lightning
+OWN_TASKS = """\
+from ginpipe import task
+
+
+@task(writes=("numbers",))
+def numbers(state, *, n: int = 3):
+    return {"numbers": list(range(n))}
+
+
+@task(reads=("numbers",), writes=("total",))
+def total(state, *, scale: float = 1.0):
+    return {"total": sum(state["numbers"]) * scale}
+"""
+OWN_CONFIG = "import bench_own_tasks\nrun.tasks = [@numbers, @total]\nnumbers.n = 10\n"
+BROKEN_CONFIG = "fit.batch_size = 32\nResNet.activation = 'gelu\n"  # unterminated string
+
+
+def make_user_project(root: Path) -> None:
+    """A user's folder: torch-free tasks of their own, and a config with a syntax error."""
+    (root / "bench_own_tasks.py").write_text(OWN_TASKS)
+    (root / "own.gin").write_text(OWN_CONFIG)
+    (root / "broken.gin").write_text(BROKEN_CONFIG)
 
 
 def make_sample_runs(root: Path) -> None:
@@ -44,7 +71,7 @@ def make_sample_runs(root: Path) -> None:
         cmd = ginpipe_cmd(
             "run",
             *BASE_CONFIGS,
-            "configs/debug/fast.gin",
+            "debug/fast",
             "--root",
             str(root),
             "--name",
@@ -55,13 +82,22 @@ def make_sample_runs(root: Path) -> None:
         run_measured(cmd).check(f"sample run {index}")
 
 
-def commands(root: Path) -> dict[str, list[str]]:
+OWN = "ginpipe config own.gin (torch-free tasks)"
+BROKEN = "ginpipe run base models/resnet broken.gin (syntax error)"
+CONFIG = "ginpipe config base models/resnet"
+
+
+def commands(root: Path) -> dict[str, tuple[list[str], Path | None]]:
+    """name -> (command, working directory; None: the repository)."""
     return {
-        "ginpipe --help": ginpipe_cmd("--help"),
-        f"ginpipe runs ({SAMPLE_RUNS} runs)": ginpipe_cmd("runs", "--root", str(root)),
-        "ginpipe config base+resnet": ginpipe_cmd("config", *BASE_CONFIGS),
-        f'python -c "{FLOOR}"': [PYTHON, "-c", FLOOR],
-        'python -c "pass"': [PYTHON, "-c", "pass"],
+        "ginpipe --help": (ginpipe_cmd("--help"), None),
+        f"ginpipe runs ({SAMPLE_RUNS} runs)": (ginpipe_cmd("runs", "--root", str(root)), None),
+        CONFIG: (ginpipe_cmd("config", "base", "models/resnet"), root),
+        OWN: (ginpipe_cmd("config", "own.gin"), root),
+        BROKEN: (ginpipe_cmd("run", "base", "models/resnet", "broken.gin"), root),
+        f'python -c "{FLOOR}"': ([PYTHON, "-c", FLOOR], None),
+        f'python -c "{TORCH_FLOOR}"': ([PYTHON, "-c", TORCH_FLOOR], None),
+        'python -c "pass"': ([PYTHON, "-c", "pass"], None),
     }
 
 
@@ -70,13 +106,22 @@ def run(repeats: int) -> BenchResult:
     with fresh_dir("cli-") as root:
         log("cli: creating sample runs")
         make_sample_runs(root)
+        make_user_project(root)
         cmds = commands(root)
 
-        def variant(cmd: list[str]) -> Callable[[int], Measurement]:
-            return lambda _: run_measured(cmd).check(" ".join(cmd))
+        def variant(cmd: list[str], cwd: Path | None, name: str) -> Callable[[int], Measurement]:
+            def measure(_: int) -> Measurement:
+                measured = run_measured(cmd, cwd=cwd) if cwd else run_measured(cmd)
+                if name == BROKEN and measured.returncode != 2:
+                    raise RuntimeError(f"{name}: expected exit 2, got {measured.returncode}")
+                return measured if name == BROKEN else measured.check(" ".join(cmd))
+
+            return measure
 
         results: dict[str, list[Measurement]] = interleave(
-            {name: variant(cmd) for name, cmd in cmds.items()}, repeats, warmup=1
+            {name: variant(cmd, cwd, name) for name, (cmd, cwd) in cmds.items()},
+            repeats,
+            warmup=1,
         )
 
     floor_name = f'python -c "{FLOOR}"'
@@ -94,6 +139,10 @@ def run(repeats: int) -> BenchResult:
         )
     help_walls = [m.wall for m in results["ginpipe --help"]]
     help_ratio = paired_ratios(help_walls, floor)
+    torch_floor = [m.wall for m in results[f'python -c "{TORCH_FLOOR}"']]
+    own_ratio = paired_ratios([m.wall for m in results[OWN]], torch_floor)
+    broken_ratio = paired_ratios([m.wall for m in results[BROKEN]], torch_floor)
+    config_ratio = paired_ratios([m.wall for m in results[CONFIG]], floor)
     body = "\n\n".join(
         [
             f"Each command is a fresh process, run {repeats} times interleaved after one "
@@ -112,6 +161,21 @@ def run(repeats: int) -> BenchResult:
         targets=[
             Target("`ginpipe --help` seconds", summarize(help_walls).median, HELP_LIMIT_S),
             Target("`ginpipe --help` / Lightning import", help_ratio.median, HELP_RATIO_LIMIT),
+            Target(
+                "own torch-free tasks validated / torch import",
+                own_ratio.median,
+                OWN_TASKS_RATIO_LIMIT,
+            ),
+            Target(
+                "syntax error reported / torch import",
+                broken_ratio.median,
+                SYNTAX_ERROR_RATIO_LIMIT,
+            ),
+            Target(
+                "`config base models/resnet` / Lightning import",
+                config_ratio.median,
+                CONFIG_RATIO_LIMIT,
+            ),
         ],
         profile=lambda: profile_top(["-m", "ginpipe.cli", "--help"], threshold=0.01),
     )

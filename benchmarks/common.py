@@ -37,7 +37,7 @@ CONFIGS = BENCH_DIR / "configs"
 WORK = BENCH_DIR / "_work"  # gitignored: generated data, temporary roots, profiles
 PYTHON = sys.executable
 GINPIPE = str(Path(sys.executable).with_name("ginpipe"))
-BASE_CONFIGS = ("configs/base.gin", "configs/models/resnet.gin")
+BASE_CONFIGS = ("base", "models/resnet")
 
 T = TypeVar("T")
 POLL_S = 0.02  # how often run_measured checks its kill condition

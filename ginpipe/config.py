@@ -192,7 +192,7 @@ def _apply(reader: _Reader, files: list[str], mods: list[str]) -> Composition:
             _check_names_known(source)
         else:
             _apply_statement(source)
-    _finalize(reader.sources)
+    _finalize(reader.sources, replaced)
     bindings = ginapi.config_text()
     return Composition(
         files=files,
@@ -255,13 +255,41 @@ def _imported_module(stmt: Statement) -> str:
     return words[1] if len(words) > 1 else ""
 
 
-def _finalize(sources: Sequence[Source]) -> None:
+def _finalize(sources: Sequence[Source], replaced: set[int]) -> None:
     _check_macro_cycles(sources)
     try:
         gin.finalize()
     except Exception as e:
         raise ConfigError(_explain_finalize(e, sources)) from e
     ginapi.unlock()
+    _check_unused_macros(sources, replaced)
+
+
+def _check_unused_macros(sources: Sequence[Source], replaced: set[int]) -> None:
+    """A macro no binding uses is a typo or a knob that does nothing: refuse it.
+
+    A config file may define a macro that only a binding replaced later used (a debug
+    config setting ``Trainer.max_epochs`` directly): that is how composition works. A
+    ``--mod`` that sets such a macro changes nothing, and is refused.
+    """
+    used = ginapi.referenced_macros()
+    for index, source in enumerate(sources):
+        stmt = source.statement
+        name = stmt.target
+        if stmt.kind != "other" or not name or "." in name or name in used:
+            continue
+        if index in replaced:
+            continue
+        users = [s for s in sources if re.search(rf"%{re.escape(name)}\b", s.statement.text)]
+        from_mod = source.origin.startswith(MOD_SOURCE)
+        if users and not from_mod:
+            continue  # the file's own binding that used it was replaced later
+        hint = did_you_mean(name, sorted(used))
+        if users:
+            user = users[-1]
+            later = [s for s in sources if s.statement.target == user.statement.target]
+            hint += f"; {user.statement.target} is set by {later[-1].where} instead"
+        raise ConfigError(f"{source.where}: macro {name} is used by no binding{hint}")
 
 
 def _check_macro_cycles(sources: Sequence[Source]) -> None:

@@ -147,6 +147,49 @@ def follow_macros(value: Any) -> Any:
     return value
 
 
+def referenced_macros() -> set[str]:
+    """Macros the bindings use, directly or through other macros (macro definitions that
+    nothing uses are not counted)."""
+    found: set[str] = set()
+    pending: list[Any] = [
+        values for _, selector, values in bindings() if selector != MACRO
+    ]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            pending.extend(value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, (list, tuple, set)):
+            pending.extend(value)
+        elif is_macro(value):
+            name = "/".join(value._scopes)
+            if name not in found:
+                found.add(name)
+                pending.append(macro_value(name))
+    return found
+
+
+def referenced_selectors(roots: list[Any]) -> set[str]:
+    """Selectors reachable from ``roots`` (values) through references, macros followed, and
+    through the bindings of every configurable reached."""
+    found: set[str] = set()
+    pending = list(roots)
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            pending.extend(value.values())
+        elif isinstance(value, (list, tuple, set)):
+            pending.extend(value)
+        elif is_macro(value):
+            pending.append(macro_value("/".join(value._scopes)))
+        elif is_reference(value):
+            selector = value._configurable.selector
+            if selector not in found:
+                found.add(selector)
+                pending.extend(v for _, s, vs in bindings() if s == selector for v in vs.values())
+    return found
+
+
 def macro_chain(name: str) -> list[str]:
     """Macro names visited from ``name`` until a non-macro value or a repeat."""
     chain = [name]

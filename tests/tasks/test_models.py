@@ -74,6 +74,6 @@ def test_weights_of_another_shape_raise_checkpoint_error():
         build_model(record)
 
 
-def test_a_model_class_unknown_to_gin_is_a_config_error():
-    with pytest.raises(ConfigError, match="gin-configurable"):
+def test_a_model_class_the_config_does_not_name_is_a_config_error():
+    with pytest.raises(ConfigError, match="a model class named in the config"):
         factory_name(torch.nn.Linear)

@@ -286,3 +286,45 @@ def test_a_non_task_in_the_task_list_is_a_config_error(toy_project) -> None:
     toy_project.write("w.gin", "import toytasks\nrun.tasks = [@make_numbers, @offset_value]\n")
     with pytest.raises(ConfigError, match=r"run.tasks\[1\]"):
         prepare(RunRequest(files=["w.gin"]))
+
+
+# -- overrides that take effect -------------------------------------------------------------
+
+
+def test_a_mod_setting_a_macro_no_binding_uses_is_refused_with_a_did_you_mean(toy_project):
+    toy_project.write("m.gin", "import toytasks\nSCALE = 2.0\nadd_up.scale = %SCALE\n")
+    message = config_error(["base.gin", "m.gin"], ("SCALEE=3.0",))
+    assert (
+        message == "--mod 'SCALEE=3.0': macro SCALEE is used by no binding (did you mean 'SCALE'?)"
+    )
+
+
+def test_a_file_macro_no_binding_uses_is_refused(toy_project):
+    toy_project.write("m.gin", "import toytasks\nSCALE = 2.0\nadd_up.scale = %SCALE\nSCAEL = 1\n")
+    message = config_error(["base.gin", "m.gin"])
+    assert message.startswith("m.gin:4: macro SCAEL is used by no binding (did you mean 'SCALE'?)")
+
+
+def test_a_macro_whose_binding_a_later_file_replaces_is_fine_but_not_as_a_mod(toy_project):
+    toy_project.write("m.gin", "import toytasks\nSCALE = 2.0\nadd_up.scale = %SCALE\n")
+    toy_project.write("fixed.gin", "add_up.scale = 5.0\n")
+    compose(["base.gin", "m.gin", "fixed.gin"])
+    message = config_error(["base.gin", "m.gin", "fixed.gin"], ("SCALE=3.0",))
+    assert "macro SCALE is used by no binding; add_up.scale is set by fixed.gin:1 instead" in (
+        message
+    )
+
+
+def test_the_shipped_lr_macro_reaches_the_optimizer_and_the_schedule(toy_project):
+    composition = compose(["base", "models/resnet"], ["LR=0.05"])
+    assert "LR = 0.05" in composition.bindings
+    from ginpipe import ginapi
+
+    assert ginapi.follow_macros(gin.query_parameter("torch.optim.AdamW.lr")) == 0.05
+    assert ginapi.follow_macros(gin.query_parameter("OneCycleLR.max_lr")) == 0.05
+
+
+def test_a_self_referential_macro_is_reported_with_its_chain(toy_project):
+    toy_project.write("m.gin", "import toytasks\nS = %T\nT = %S\nadd_up.scale = %S\n")
+    message = config_error(["base.gin", "m.gin"])
+    assert "macro cycle: S -> T -> S" in message

@@ -39,7 +39,8 @@ def test_an_undecorated_class_is_configured_by_its_dotted_path(toy_project, user
     toy_project.write(
         "m.gin",
         f"import toytasks\nrun.tasks = [@make_numbers]\n"
-        f"make_numbers.n = 2\n{user_module}.Net.width = 32\nX = @{user_module}.Net()\n",
+        f"make_numbers.n = 2\n{user_module}.Net.width = 32\nX = @{user_module}.Net()\n"
+        "make_numbers.start = %X\n",
     )
     compose(["m.gin"])
     net = gin.query_parameter("%X")
