@@ -150,6 +150,7 @@ def config(configs: Configs, mod: Mods = None, verbose: Verbose = False) -> None
     """Print the composed, resolved config after validating it; run nothing."""
     from ginpipe.runner import RunRequest, prepare
 
+    _setup_logging(verbose)
     prepared = _guarded(verbose, lambda: prepare(RunRequest(files=list(configs), mods=mod or [])))
     typer.echo(prepared.composition.bindings.rstrip())
     names = " -> ".join(step.spec.name for step in prepared.steps)

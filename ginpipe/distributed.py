@@ -86,10 +86,17 @@ def trained_world(ranks: Ranks) -> Ranks:
     return Ranks(ranks.rank, size, "lightning" if ranks.launcher == "single" else ranks.launcher)
 
 
-def inherited_run_dir() -> Path | None:
-    """The run directory decided by rank 0, handed down through the environment."""
+def inherited_run_dir(ranks: Ranks) -> Path | None:
+    """The run directory decided by rank 0, handed down through the environment.
+
+    Only a rank launched for a run reads it (DDP children, which Lightning starts with
+    LOCAL_RANK and WORLD_SIZE set): a value left in a user's shell, or by an earlier run in
+    the same Python process, never redirects a fresh run.
+    """
     value = os.environ.get(RUN_DIR_ENV)
-    return Path(value) if value else None
+    if not value or (ranks.world_size <= 1 and ranks.rank == 0):
+        return None
+    return Path(value)
 
 
 def hand_down_run_dir(path: Path) -> None:

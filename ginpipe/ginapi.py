@@ -151,9 +151,7 @@ def referenced_macros() -> set[str]:
     """Macros the bindings use, directly or through other macros (macro definitions that
     nothing uses are not counted)."""
     found: set[str] = set()
-    pending: list[Any] = [
-        values for _, selector, values in bindings() if selector != MACRO
-    ]
+    pending: list[Any] = [values for _, selector, values in bindings() if selector != MACRO]
     while pending:
         value = pending.pop()
         if isinstance(value, dict):

@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from loguru import logger
 
-CONSOLE_FORMAT = "<green>{time:HH:mm:ss}</green> <level>{level: <7}</level> {extra[tag]}{message}"
-FILE_FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <7} | {extra[tag]}{message}"
+CONSOLE_FORMAT = "<green>{time:HH:mm:ss}</green> <level>{level: <7}</level> {tag}{message}"
+FILE_FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <7} | {tag}{message}"
+
+
+def _formatter(template: str) -> Callable[[Any], str]:
+    """A loguru format that reads the rank tag if there is one: a process whose loguru was
+    configured by someone else (a notebook) has no ``tag`` in its records' extras."""
+
+    def format_record(record: Any) -> str:
+        tag = str(record["extra"].get("tag", "")).replace("{", "{{").replace("}", "}}")
+        return template.replace("{tag}", tag) + "\n{exception}"
+
+    return format_record
 
 
 def setup_console(verbose: bool, rank: int = 0) -> None:
@@ -16,10 +29,10 @@ def setup_console(verbose: bool, rank: int = 0) -> None:
     logger.remove()
     logger.configure(extra={"tag": f"[rank {rank}] " if rank else ""})
     level = "DEBUG" if verbose else ("INFO" if rank == 0 else "WARNING")
-    logger.add(sys.stderr, level=level, format=CONSOLE_FORMAT, colorize=None)
+    logger.add(sys.stderr, level=level, format=_formatter(CONSOLE_FORMAT), colorize=None)
 
 
 def add_run_log(run_dir: Path, rank: int = 0) -> int:
     """Append to ``run.log`` (rank 0) or ``run.rank<N>.log``; returns the sink id."""
     name = "run.log" if rank == 0 else f"run.rank{rank}.log"
-    return logger.add(run_dir / name, level="DEBUG", format=FILE_FORMAT, enqueue=False)
+    return logger.add(run_dir / name, level="DEBUG", format=_formatter(FILE_FORMAT), enqueue=False)

@@ -11,7 +11,7 @@ import os
 import signal
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from loguru import logger
 
 from ginpipe import distributed, ginapi, rundir
 from ginpipe.atomic import atomic_write_text
-from ginpipe.config import Composition, compose, compose_text
+from ginpipe.config import MOD_SOURCE, Composition, compose, compose_text
 from ginpipe.errors import EXIT_OK, ConfigError, GinpipeError, Interrupted, TaskFailed
 from ginpipe.events import Events, check_observer
 from ginpipe.log import add_run_log
@@ -34,7 +34,7 @@ from ginpipe.pipeline import (
     task_steps,
 )
 from ginpipe.provenance import environment, git_diff, git_state
-from ginpipe.settings import run_settings
+from ginpipe.settings import RUN, run_settings
 from ginpipe.state import RunContext
 from ginpipe.store import CACHE_DIR, ArtifactStore
 
@@ -82,14 +82,43 @@ def prepare(request: RunRequest) -> Prepared:
     check_tasks(steps)
     for observer in settings["observers"]:
         check_observer(observer)
+    _warn_about_mods_that_change_nothing(composition, steps)
     return Prepared(composition, settings, steps)
+
+
+def _warn_about_mods_that_change_nothing(composition: Composition, steps: list[Step]) -> None:
+    """A --mod binding a configurable that nothing in the pipeline reaches does nothing.
+
+    Reachable: the tasks and observers of ``run``, everything their bindings reference
+    (macros followed), and what tasks declare they build themselves (``uses``).
+    """
+    roots = [ginapi.query("ginpipe.run.tasks")]
+    with suppress(ValueError):  # no observers bound
+        roots.append(ginapi.query("ginpipe.run.observers"))
+    reached = ginapi.referenced_selectors(roots)
+    for step in steps:
+        for used in step.spec.uses:
+            found = ginapi.find(used)
+            if found is not None:
+                reached |= {found.selector} | ginapi.referenced_selectors(
+                    [v for _, _, v in ginapi.bound_values(found.selector, {""})]
+                )
+    for source in composition.sources:
+        stmt = source.statement
+        if not source.origin.startswith(MOD_SOURCE) or not stmt.configurable:
+            continue
+        found = ginapi.find(stmt.configurable)
+        if found is not None and found.selector not in reached and found.selector != RUN:
+            logger.warning(
+                f"{source.origin} changes nothing that runs: no task uses {stmt.configurable}"
+            )
 
 
 def run_path(request: RunRequest, composition: Composition, ranks: distributed.Ranks) -> Path:
     """Decide the run directory once; children and requeued jobs reuse it."""
     if request.resume is not None:
         return request.resume
-    inherited = distributed.inherited_run_dir()
+    inherited = distributed.inherited_run_dir(ranks)
     if inherited is not None:
         return inherited
     project_dir = request.root / (request.project or default_project())

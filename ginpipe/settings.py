@@ -11,6 +11,8 @@ from typing import Any
 
 import gin
 
+RUN = "ginpipe.run"
+
 
 @gin.configurable("run", module="ginpipe")
 def run_settings(

@@ -328,3 +328,22 @@ def test_a_self_referential_macro_is_reported_with_its_chain(toy_project):
     toy_project.write("m.gin", "import toytasks\nS = %T\nT = %S\nadd_up.scale = %S\n")
     message = config_error(["base.gin", "m.gin"])
     assert "macro cycle: S -> T -> S" in message
+
+
+def test_a_mod_of_a_configurable_no_task_uses_gets_a_one_line_warning(toy_project, cli):
+    toy_project.write("unused.py", "def helper(x=1):\n    return x\n")
+    import sys
+
+    sys.path.insert(0, str(toy_project.path))
+    try:
+        result = cli("config", "base.gin", "-m", "unused.helper.x=2", "-m", "add_up.scale=3.0")
+    finally:
+        sys.path.remove(str(toy_project.path))
+        sys.modules.pop("unused", None)
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.output.splitlines() if "changes nothing" in line]
+    assert len(warnings) == 1
+    assert (
+        "--mod 'unused.helper.x=2' changes nothing that runs: no task uses unused.helper"
+        in (warnings[0])
+    )

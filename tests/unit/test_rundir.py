@@ -208,13 +208,15 @@ def test_ddp_child_joins_the_run_without_writing_run_files(toy_project, cli) -> 
     assert toy_project.run_dirs() == ["ddp"]
 
 
-def test_inherited_run_dir_is_used_by_a_second_invocation(toy_project, cli) -> None:
+def test_a_stale_run_dir_variable_never_redirects_a_fresh_run(toy_project, cli) -> None:
+    """Only ranks launched for a run read GINPIPE_RUN_DIR; a value left in the shell (or
+    by an earlier run in the same process) is ignored by a plain invocation."""
     assert cli("run", "base.gin", "--name", "parent").exit_code == 0
     path = toy_project.run_dir("parent").resolve()
-    result = cli("run", "base.gin", "--name", "ignored", env={"GINPIPE_RUN_DIR": str(path)})
+    result = cli("run", "base.gin", "--name", "mine", env={"GINPIPE_RUN_DIR": str(path)})
     assert result.exit_code == 0
-    assert toy_project.run_dirs() == ["parent"]
-    assert toy_project.run_json("parent")["attempts"] == 2
+    assert toy_project.run_dirs() == ["mine", "parent"]
+    assert toy_project.run_json("parent")["attempts"] == 1
 
 
 # -- resume ----------------------------------------------------------------------------------
