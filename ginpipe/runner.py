@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -142,17 +143,28 @@ def run_path(request: RunRequest, composition: Composition, ranks: distributed.R
     return Path(create())
 
 
+@dataclass(frozen=True)
+class RunOutcome:
+    exit_code: int
+    run_dir: Path
+
+
 def execute(request: RunRequest) -> int:
     """Run (or resume) and return the process exit code."""
+    return execute_run(request).exit_code
+
+
+def execute_run(request: RunRequest) -> RunOutcome:
+    """Run (or resume); the exit code and the run directory."""
     ranks = distributed.detect()
     try:
-        code = _execute(request, ranks)
+        outcome = _execute(request, ranks)
     except BaseException as e:
         _stop_waiting_ranks(ranks, f"{type(e).__name__}: {e}")
         raise
-    if code != EXIT_OK:
-        _stop_waiting_ranks(ranks, f"exit code {code}")
-    return code
+    if outcome.exit_code != EXIT_OK:
+        _stop_waiting_ranks(ranks, f"exit code {outcome.exit_code}")
+    return outcome
 
 
 def _stop_waiting_ranks(ranks: distributed.Ranks, reason: str) -> None:
@@ -161,7 +173,7 @@ def _stop_waiting_ranks(ranks: distributed.Ranks, reason: str) -> None:
         distributed.announce_rank0_failure(reason)
 
 
-def _execute(request: RunRequest, ranks: distributed.Ranks) -> int:
+def _execute(request: RunRequest, ranks: distributed.Ranks) -> RunOutcome:
     prepared = prepare(request)
     path = run_path(request, prepared.composition, ranks)
     store = ArtifactStore(path.parent.parent / CACHE_DIR)
@@ -174,7 +186,7 @@ def _execute(request: RunRequest, ranks: distributed.Ranks) -> int:
     )
     if request.dry_run:
         print_plan(path, steps)
-        return EXIT_OK
+        return RunOutcome(EXIT_OK, path)
     run = rundir.RunDir(path)
     lock = rundir.RunLock(run) if ranks.is_main else None
     if ranks.is_main:
@@ -187,7 +199,7 @@ def _execute(request: RunRequest, ranks: distributed.Ranks) -> int:
             store.clean_temp()
             _write_run_files(run, request, prepared.composition)
             distributed.hand_down_run_dir(path)
-        return _run_pipeline(run, request, prepared, steps, store, ranks)
+        return RunOutcome(_run_pipeline(run, request, prepared, steps, store, ranks), path)
     except GinpipeError:
         # A resume refused on the way (e.g. its --mod does not fit the checkpoint) must
         # leave the run as it was: the saved config is what the next resume reads.
@@ -332,8 +344,12 @@ def print_plan(path: Path, steps: list[Step]) -> None:
 def _signals_raise_interrupted() -> Iterator[None]:
     """SIGINT/SIGTERM become ``Interrupted``, so Lightning checkpoints and we record it.
 
-    (A KeyboardInterrupt would make Lightning call ``sys.exit(1)`` itself.)
+    (A KeyboardInterrupt would make Lightning call ``sys.exit(1)`` itself.) Only the main
+    thread may install handlers; elsewhere (a notebook's worker thread) nothing changes.
     """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
 
     def handler(signum: int, frame: Any) -> None:
         signal.signal(signum, signal.SIG_IGN)  # a second Ctrl+C must not cut the cleanup
