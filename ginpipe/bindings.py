@@ -41,3 +41,14 @@ def bound_value(obj: Any, parameter: str, default: Any = NOT_BOUND) -> Any:
 
 def is_bound(obj: Any, parameter: str) -> bool:
     return bound_value(obj, parameter) is not NOT_BOUND
+
+
+def bound_class(obj: Any, parameter: str) -> Any:
+    """The class or function a config binds to ``obj``'s ``parameter`` by reference
+    (``fit.model = @mymodels.Net`` -> ``mymodels.Net``), without calling anything; None if
+    the parameter is unbound or bound to a plain value."""
+    value = bound_value(obj, parameter, None)
+    if not ginapi.is_reference(value) or ginapi.is_macro(value):
+        return None
+    configurable, _, _ = ginapi.reference_parts(value)
+    return configurable.wrapped

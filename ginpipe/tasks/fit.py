@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 from pytorch_lightning.loggers import Logger
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from ginpipe import ConfigError, DataError, TaskView, task
+from ginpipe import ConfigError, DataError, TaskView, bound_class, is_bound, task
 from ginpipe.tasks.data import make_dataset
 from ginpipe.tasks.lightning.checkpoints import (
     check_checkpoint_fits,
@@ -43,10 +45,49 @@ MULTIPROCESSING_CONTEXTS = (None, "spawn", "fork", "forkserver")
 NO_MODEL = "no model chosen: add a model config, e.g. configs/models/resnet.gin"
 
 
+# fit's parameters that only apply when fit wraps a plain network in its classifier.
+CLASSIFIER_ONLY = ("optimizer", "scheduler", "scheduler_interval", "loss")
+
+
 def check_fit_config() -> None:
-    """Trainer settings fit refuses; the runner calls this before any task starts."""
+    """Settings fit refuses; the runner calls this before any task starts."""
     refuse_trainer_args_owned_by_fit()
     refuse_spawned_ranks()
+    refuse_bindings_a_lightning_module_ignores()
+
+
+def refuse_bindings_a_lightning_module_ignores() -> None:
+    """A LightningModule configures its own optimizers and computes its own loss: a binding
+    of fit.optimizer (scheduler, loss) would be silently ignored, so it is refused."""
+    model = bound_class(fit, "model")
+    if model is None or not is_lightning_module(model):
+        return
+    for parameter in CLASSIFIER_ONLY:
+        if is_bound(fit, parameter):
+            raise ConfigError(
+                f"fit.{parameter} is set, but fit.model {model.__name__} is a LightningModule "
+                f"that trains with its own steps and optimizers; remove fit.{parameter} (or "
+                "the model config that sets it) and configure them in the module"
+            )
+
+
+def is_lightning_module(model: Any) -> bool:
+    return inspect.isclass(model) and issubclass(model, pl.LightningModule)
+
+
+def data_arguments(model: Callable[..., Any], num_classes: int, input_shape: list[int]) -> dict:
+    """What a model class receives from the data: ``num_classes`` and ``input_shape``.
+
+    A plain network always gets both (the documented contract); a LightningModule gets
+    those its ``__init__`` accepts, so a module with its own signature still works.
+    """
+    offered = {"num_classes": num_classes, "input_shape": input_shape}
+    if not is_lightning_module(model):
+        return offered
+    params = inspect.signature(model.__init__).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return offered
+    return {name: value for name, value in offered.items() if name in params}
 
 
 @task(
@@ -136,14 +177,19 @@ def fit(
 
     num_classes = int(data["num_classes"])
     input_shape = [int(size) for size in data["input_shape"]]
-    classifier = Classifier(
-        model(num_classes=num_classes, input_shape=tuple(input_shape)),
-        num_classes=num_classes,
-        optimizer=plain_factory(optimizer),
-        loss=loss(),
-        scheduler=plain_factory(scheduler) if scheduler is not None else None,
-        scheduler_interval=scheduler_interval,
-    )
+    model_kwargs = data_arguments(model, num_classes, input_shape)
+    if is_lightning_module(model):
+        # Trained as itself: its own steps, optimizers, schedulers and logged metrics.
+        module = model(**model_kwargs)
+    else:
+        module = Classifier(
+            model(**{**model_kwargs, "input_shape": tuple(input_shape)}),
+            num_classes=num_classes,
+            optimizer=plain_factory(optimizer),
+            loss=loss(),
+            scheduler=plain_factory(scheduler) if scheduler is not None else None,
+            scheduler_interval=scheduler_interval,
+        )
 
     checkpoint_dir = run_dir / CHECKPOINT_DIR
     best_checkpoints, own_callbacks = checkpoint_callbacks(
@@ -168,17 +214,16 @@ def fit(
     resume_from = find_resume_checkpoint(checkpoint_dir)
     first_step = 0
     if resume_from is not None:
-        first_step = prepare_resume(resume_from, classifier, train_sampler)
+        first_step = prepare_resume(resume_from, module, train_sampler)
     # Rows of the steps about to run (again) go; without a checkpoint that is all of them.
     csv_logger.experiment.forget_rows_from(first_step)
     with warnings.catch_warnings():
         # Given an OnExceptionCheckpoint, Lightning turns ckpt_path=None into "last" and
         # warns that it does; fit has already chosen (and checked) the checkpoint.
         warnings.filterwarnings("ignore", message=r"`?\.fit\(ckpt_path=")
-        trainer.fit(classifier, train_loader, val_loader, ckpt_path=resume_from, weights_only=True)
+        trainer.fit(module, train_loader, val_loader, ckpt_path=resume_from, weights_only=True)
 
-    best_path, weights = best_weights(best_checkpoints, classifier)
-    model_kwargs = {"num_classes": num_classes, "input_shape": input_shape}
+    best_path, weights = best_weights(best_checkpoints, module)
     record = model_record(
         factory_name(model), model_kwargs, weights, best_path, trainer.current_epoch
     )
@@ -198,11 +243,11 @@ def seeded_loader(dataset: Dataset, seed: int, **options: Any) -> DataLoader:
 
 
 def prepare_resume(
-    checkpoint_path: Path, classifier: Classifier, train_sampler: DistributedSampler
+    checkpoint_path: Path, module: pl.LightningModule, train_sampler: DistributedSampler
 ) -> int:
     """Check that the checkpoint fits, line up the sampler with it, and return its global
     step (the first step the resumed run trains)."""
-    checkpoint = check_checkpoint_fits(checkpoint_path, classifier)
+    checkpoint = check_checkpoint_fits(checkpoint_path, module)
     # With workers, Lightning builds the first iterator of a process before it calls
     # set_epoch, so the workers would prefetch the order of epoch 0.
     train_sampler.set_epoch(epoch_in_progress(checkpoint))
@@ -210,11 +255,16 @@ def prepare_resume(
 
 
 def best_weights(
-    best_checkpoints: ModelCheckpoint, classifier: Classifier
+    best_checkpoints: ModelCheckpoint, module: pl.LightningModule
 ) -> tuple[str | None, dict[str, torch.Tensor]]:
-    """The best checkpoint's path and network weights; the final weights if none was ranked
-    (e.g. the monitored metric was never logged)."""
+    """The best checkpoint's path and model weights; the final weights if none was ranked
+    (e.g. the monitored metric was never logged). For fit's classifier the weights are the
+    wrapped network's; a LightningModule trained as itself keeps all of its own."""
     best_path = best_checkpoints.best_model_path or None
     if best_path is None:
-        return None, classifier.network.state_dict()
-    return best_path, network_weights_from_checkpoint(read_checkpoint(Path(best_path)))
+        final = module.network if isinstance(module, Classifier) else module
+        return None, final.state_dict()
+    checkpoint = read_checkpoint(Path(best_path))
+    if isinstance(module, Classifier):
+        return best_path, network_weights_from_checkpoint(checkpoint)
+    return best_path, dict(checkpoint["state_dict"])
