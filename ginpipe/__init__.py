@@ -27,9 +27,14 @@ _EXPORTS = {
     "atomic_write_text": "ginpipe.atomic",
     "configured": "ginpipe.bindings",
     "bound_value": "ginpipe.bindings",
+    "bound_class": "ginpipe.bindings",
     "is_bound": "ginpipe.bindings",
     "selector_of": "ginpipe.bindings",
     "did_you_mean": "ginpipe.suggest",
+    "run": "ginpipe.api",
+    "resume": "ginpipe.api",
+    "compose": "ginpipe.api",
+    "load_run": "ginpipe.runview",
 }
 
 __all__ = ["__version__", *_EXPORTS]
