@@ -43,6 +43,8 @@ from ginpipe.shipped import SHIPPED_DIR, resolve_config
 from ginpipe.suggest import did_you_mean, parameter_names
 
 MOD_SOURCE = "--mod"
+# Macros every config may use; their values are known once the run directory is decided.
+RUN_MACROS = ("RUN_DIR", "RUN_NAME", "PROJECT")
 _MOD_RE = re.compile(r"^\s*(?P<key>[A-Za-z_][\w./]*)\s*(?P<op>\+?=)(?P<value>.*)$", re.DOTALL)
 _BARE_WORD_RE = re.compile(r"^[A-Za-z_][\w-]*$")
 
@@ -187,6 +189,7 @@ def _apply(reader: _Reader, files: list[str], mods: list[str]) -> Composition:
     gin.clear_config()
     ginapi.unlock()  # a previous composition in this process left the config locked
     replaced = _replaced(reader.sources)
+    _bind_run_macro_placeholders(reader.sources)
     for index, source in enumerate(reader.sources):
         if index in replaced:
             _check_names_known(source)
@@ -202,6 +205,25 @@ def _apply(reader: _Reader, files: list[str], mods: list[str]) -> Composition:
         digest=hashlib.sha256(bindings.encode()).hexdigest(),
         sources=reader.sources,
     )
+
+
+def _bind_run_macro_placeholders(sources: Sequence[Source]) -> None:
+    """``%RUN_DIR``, ``%RUN_NAME`` and ``%PROJECT`` are bound to placeholders while composing
+    (so the config's digest does not depend on where it runs) and to their real values by
+    ``bind_run_macros`` before any task runs. A config that defines one itself wins."""
+    defined = {s.statement.target for s in sources if s.statement.kind == "other"}
+    for name in RUN_MACROS:
+        used = any(f"%{name}" in s.statement.text for s in sources)
+        if used and name not in defined:
+            ginapi.bind_macro(name, f"<{name}>")
+
+
+def bind_run_macros(run_dir: Path) -> None:
+    """The real values of the run macros a config uses (see above)."""
+    values = {"RUN_DIR": str(run_dir), "RUN_NAME": run_dir.name, "PROJECT": run_dir.parent.name}
+    for name, value in values.items():
+        if ginapi.macro_value(name) == f"<{name}>":
+            ginapi.bind_macro(name, value)
 
 
 def _replaced(sources: Sequence[Source]) -> set[int]:

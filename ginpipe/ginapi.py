@@ -110,6 +110,10 @@ def bind(key: str, value: Any) -> None:
     gin.bind_parameter(key, value)
 
 
+def bind_macro(name: str, value: Any) -> None:
+    gin.bind_parameter((name, MACRO, "value"), value)
+
+
 def query(key: str) -> Any:
     """The raw value bound to ``key``; ``ValueError`` when nothing is bound."""
     return gin.query_parameter(key)

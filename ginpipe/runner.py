@@ -21,7 +21,7 @@ from loguru import logger
 
 from ginpipe import distributed, ginapi, rundir
 from ginpipe.atomic import atomic_write_text
-from ginpipe.config import MOD_SOURCE, Composition, compose, compose_text
+from ginpipe.config import MOD_SOURCE, Composition, bind_run_macros, compose, compose_text
 from ginpipe.errors import EXIT_OK, ConfigError, GinpipeError, Interrupted, TaskFailed
 from ginpipe.events import Events, check_observer
 from ginpipe.log import add_run_log
@@ -176,6 +176,7 @@ def _stop_waiting_ranks(ranks: distributed.Ranks, reason: str) -> None:
 def _execute(request: RunRequest, ranks: distributed.Ranks) -> RunOutcome:
     prepared = prepare(request)
     path = run_path(request, prepared.composition, ranks)
+    bind_run_macros(path.resolve())
     store = ArtifactStore(path.parent.parent / CACHE_DIR)
     steps = plan(
         prepared.steps,

@@ -347,3 +347,17 @@ def test_a_mod_of_a_configurable_no_task_uses_gets_a_one_line_warning(toy_projec
         "--mod 'unused.helper.x=2' changes nothing that runs: no task uses unused.helper"
         in (warnings[0])
     )
+
+
+def test_run_macros_hold_the_run_directory_name_and_project(toy_project, cli):
+    toy_project.write(
+        "m.gin",
+        "import toytasks\nrun.tasks = [@make_numbers, @read_text]\nread_text.path = %RUN_DIR\n",
+    )
+    composition = compose(["m.gin"])
+    assert "RUN_DIR = '<RUN_DIR>'" in composition.bindings
+    result = cli("run", "m.gin", "--name", "named", "--dry-run")
+    assert result.exit_code == 0, result.output
+    from ginpipe import ginapi
+
+    assert ginapi.macro_value("RUN_DIR") == str(toy_project.run_dir("named").resolve())
