@@ -108,6 +108,8 @@ def settings_mismatches(bindings: Mapping[str, str]) -> list[str]:
     problems = []
     for key, expected in baseline_settings().items():
         text = bindings.get(key)
+        while text is not None and text.startswith("%"):  # a macro: its value
+            text = bindings.get(text[1:])
         if text is None:
             problems.append(f"`{key}` is not bound in the run's resolved.gin")
             continue

@@ -42,7 +42,7 @@ SETTINGS = {
     "make_features.scale": 16.0,
     "ResNet.width": 32,
     "ResNet.blocks_per_stage": [2, 2],
-    "AdamW.lr": 1e-3,
+    "AdamW.lr": 0.01,  # the LR macro; one-cycle sets the starting rate itself
     "AdamW.weight_decay": 5e-4,
     "OneCycleLR.max_lr": 0.01,
     "fit.batch_size": 128,
