@@ -7,7 +7,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "task"]
+__all__ = ["__version__", "load_run", "task"]
 
 
 def __getattr__(name: str):
@@ -16,4 +16,8 @@ def __getattr__(name: str):
         from ginpipe.taskdef import task
 
         return task
+    if name == "load_run":  # torch is imported only when the run's model is used
+        from ginpipe.runview import load_run
+
+        return load_run
     raise AttributeError(name)

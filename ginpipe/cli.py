@@ -194,6 +194,40 @@ def cache_prune(
     typer.echo(_guarded(verbose, lambda: prune_cache(root, older_than, max_size, dry_run)))
 
 
+RunDirArg = Annotated[Path, typer.Argument(help="A run directory.")]
+
+
+@app.command()
+def predict(
+    run_dir: RunDirArg,
+    input: Annotated[
+        str | None,
+        typer.Argument(help="Table of files, feature table, folder, image or .npy array."),
+    ] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="CSV to write.")] = Path(
+        "predictions.csv"
+    ),
+    split: Annotated[
+        str | None, typer.Option(help="Predict a split of the run's own data instead.")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="Items per batch.")] = 256,
+    num_workers: Annotated[int, typer.Option(help="DataLoader workers decoding files.")] = 0,
+    verbose: Verbose = False,
+) -> None:
+    """Predict with a run's model and its own preprocessing; write one row per item."""
+    from ginpipe.tasks.inference.predicting import predict_to_csv
+
+    _setup_logging(verbose)
+    typer.echo(
+        _guarded(
+            verbose,
+            lambda: predict_to_csv(
+                run_dir, output, input, split, batch_size=batch_size, num_workers=num_workers
+            ),
+        )
+    )
+
+
 def main(argv: list[str] | None = None) -> Any:
     """Console entry point."""
     try:

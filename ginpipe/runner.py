@@ -19,7 +19,7 @@ from typing import Any
 import gin
 from loguru import logger
 
-from ginpipe import distributed, rundir
+from ginpipe import continuation, distributed, rundir
 from ginpipe.atomic import atomic_write_text
 from ginpipe.config import Composition, compose, compose_text
 from ginpipe.errors import EXIT_OK, ConfigError, GinpipeError, Interrupted, TaskFailed
@@ -35,7 +35,13 @@ from ginpipe.pipeline import (
     run_settings,
     task_steps,
 )
-from ginpipe.provenance import environment, git_diff, git_state
+from ginpipe.provenance import (
+    ENVIRONMENT_FILE,
+    environment,
+    git_diff,
+    git_state,
+    installed_distributions,
+)
 from ginpipe.state import RunContext
 from ginpipe.store import ArtifactStore
 
@@ -144,10 +150,15 @@ def _execute(request: RunRequest, ranks: distributed.Ranks) -> int:
         use_cache=request.use_cache,
         is_main=ranks.is_main,
     )
+    run = rundir.RunDir(path)
+    if ranks.is_main and run.exists():
+        continuation.check_pinned_inputs(run, steps, prepared.composition.bindings, request.mods)
+        if _nothing_to_do(run, request, prepared.composition.digest):
+            logger.info(f"run already completed with this config, left as it is: {path}")
+            return EXIT_OK
     if request.dry_run:
         print_plan(path, steps)
         return EXIT_OK
-    run = rundir.RunDir(path)
     lock = rundir.RunLock(run) if ranks.is_main else None
     if ranks.is_main:
         path.mkdir(parents=True, exist_ok=True)
@@ -169,6 +180,12 @@ def _execute(request: RunRequest, ranks: distributed.Ranks) -> int:
     finally:
         if lock is not None:
             lock.release()
+
+
+def _nothing_to_do(run: rundir.RunDir, request: RunRequest, digest: str) -> bool:
+    """A resume of a completed run with its own config changes nothing already there."""
+    resumed = request.resume is not None and not request.rerun and request.use_cache
+    return resumed and continuation.is_complete(run, digest)
 
 
 def _write_run_files(run: rundir.RunDir, request: RunRequest, composition: Composition) -> None:
@@ -202,6 +219,7 @@ def _run_pipeline(
         git = git_state()
         if git and git["dirty"]:
             atomic_write_text(run.file(rundir.GIT_DIFF), git_diff())
+        atomic_write_text(run.file(ENVIRONMENT_FILE), installed_distributions())
         base = {
             "name": run.name,
             "project": run.project,
@@ -218,7 +236,8 @@ def _run_pipeline(
             "launcher": ranks.launcher,
         }
         record = rundir.RunRecord(run, base)
-        observers = [record, *prepared.settings["observers"]]
+        pinned = continuation.InputsRecorder(run, steps)
+        observers = [record, pinned, *prepared.settings["observers"]]
     events = Events(observers)
     logger.info(f"run directory: {run.path}")
     outcome: dict[str, Any] = {"status": "failed", "exit_code": 1}
@@ -232,7 +251,7 @@ def _run_pipeline(
         outcome = {"status": "completed", "exit_code": EXIT_OK}
         outcome["metrics"] = _report(state, prepared.settings["report_key"])
         if ranks.is_main:
-            atomic_write_text(run.file(rundir.OPERATIVE), gin.operative_config_str())
+            continuation.write_operative(run, gin.operative_config_str())
             _summary(run, outcome["metrics"], prepared.settings["main_metric"])
         return EXIT_OK
     except Interrupted as e:

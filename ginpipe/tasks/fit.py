@@ -14,7 +14,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from ginpipe import task
-from ginpipe.errors import ConfigError, DataError
+from ginpipe.continuation import pin_inputs
+from ginpipe.errors import CheckpointError, ConfigError, DataError
 from ginpipe.externals import register_all
 from ginpipe.state import TaskView
 from ginpipe.tasks.data import make_dataset
@@ -183,12 +184,17 @@ def fit(
         warnings.filterwarnings("ignore", message=r"`?\.fit\(ckpt_path=")
         trainer.fit(classifier, train_loader, val_loader, ckpt_path=resume_from, weights_only=True)
 
-    best_path, weights = best_weights(best_checkpoints, classifier)
+    best_path, weights = best_weights(best_checkpoints, classifier, checkpoint_dir)
     model_kwargs = {"num_classes": num_classes, "input_shape": input_shape}
+    best_name = f"{CHECKPOINT_DIR}/{best_path.name}" if best_path is not None else None
     record = model_record(
-        factory_name(model), model_kwargs, weights, best_path, trainer.current_epoch
+        factory_name(model), model_kwargs, weights, best_name, trainer.current_epoch
     )
     return {"model": record}
+
+
+# A run directory's checkpoints hold only for the data they were trained on.
+pin_inputs(fit)
 
 
 def check_choice(parameter: str, value: Any, choices: Sequence[Any]) -> None:
@@ -216,11 +222,20 @@ def prepare_resume(
 
 
 def best_weights(
-    best_checkpoints: ModelCheckpoint, classifier: Classifier
-) -> tuple[str | None, dict[str, torch.Tensor]]:
+    best_checkpoints: ModelCheckpoint, classifier: Classifier, checkpoint_dir: Path
+) -> tuple[Path | None, dict[str, torch.Tensor]]:
     """The best checkpoint's path and network weights; the final weights if none was ranked
-    (e.g. the monitored metric was never logged)."""
-    best_path = best_checkpoints.best_model_path or None
-    if best_path is None:
+    (e.g. the monitored metric was never logged).
+
+    Only the file name of Lightning's ``best_model_path`` is used: the file is read from this
+    run's own checkpoint folder, never from wherever the run directory was before a move.
+    """
+    if not best_checkpoints.best_model_path:
         return None, classifier.network.state_dict()
-    return best_path, network_weights_from_checkpoint(read_checkpoint(Path(best_path)))
+    best_path = checkpoint_dir / Path(best_checkpoints.best_model_path).name
+    if not best_path.is_file():
+        raise CheckpointError(
+            f"the best checkpoint {best_path.name} that last.ckpt names is missing from "
+            f"{checkpoint_dir}; restore it, or start a new run"
+        )
+    return best_path, network_weights_from_checkpoint(read_checkpoint(best_path))

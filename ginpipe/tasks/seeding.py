@@ -24,7 +24,8 @@ def seed_everything(state: TaskView, *, seed: int = 0, deterministic: bool = Fal
             f"seed_everything.seed must be an integer in [0, {MAX_SEED}], got {seed!r}"
         )
 
-    import pytorch_lightning as pl  # imported here so that `import ginpipe.tasks.seeding` stays cheap
+    # Imported here so that `import ginpipe.tasks.seeding` stays cheap.
+    import pytorch_lightning as pl
     import torch
 
     # Seeds `random`, NumPy and torch (CPU and CUDA); `workers=True` derives distinct,

@@ -19,10 +19,12 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.svm import SVC
 
 from ginpipe import task
+from ginpipe.continuation import pin_inputs
 from ginpipe.errors import ConfigError, DataError
 from ginpipe.state import TaskView
 from ginpipe.tasks.data import make_dataset
-from ginpipe.tasks.report import write_classification_report
+from ginpipe.tasks.inference.bundle import write_estimator_bundle
+from ginpipe.tasks.report import split_identifiers, write_classification_report
 
 ESTIMATORS = {
     "sklearn.linear_model": [LogisticRegression],
@@ -66,15 +68,21 @@ def fit_sklearn(state: TaskView, *, estimator: ClassifierMixin | None = None) ->
     return {"estimator": model}
 
 
+pin_inputs(fit_sklearn)  # a run directory's estimator holds only for the data it was fitted on
+
+
 @task(reads=("estimator", "data"), writes=("metrics",), cache=False, main_only=True)
 def evaluate_sklearn(state: TaskView) -> dict[str, Any]:
-    """Score the estimator on the test split and write the shared classification report."""
-    data, estimator = state["data"], state["estimator"]
+    """Score the estimator on the test split, write the shared classification report and
+    save the estimator with its preprocessing in ``model/``."""
+    data, estimator, run_dir = state["data"], state["estimator"], Path(state.run.dir)
     features, labels = flat_split(data, "test")
     probabilities = class_probabilities(estimator, features, len(data["classes"]))
+    identifiers = split_identifiers(data, "test")
     metrics = write_classification_report(
-        Path(state.run.dir), labels, probabilities, data["classes"]
+        run_dir, labels, probabilities, data["classes"], identifiers
     )
+    write_estimator_bundle(run_dir, estimator, data)  # model/: the run is self-contained
     return {"metrics": metrics}
 
 
