@@ -228,6 +228,38 @@ def predict(
     )
 
 
+@app.command()
+def export(
+    run_dir: RunDirArg,
+    format: Annotated[str, typer.Option("--format", "-f", help="onnx or torchscript.")],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="File to write (default: model.onnx or model.pt)."),
+    ] = None,
+    verify_items: Annotated[int, typer.Option(help="Test items the export is checked on.")] = 512,
+    verbose: Verbose = False,
+) -> None:
+    """Export a run's network with its normalization; check it against predict."""
+    from ginpipe.tasks.inference.exporting import export_run
+
+    _setup_logging(verbose)
+    typer.echo(_guarded(verbose, lambda: export_run(run_dir, format, output, verify_items)))
+
+
+@app.command()
+def demo(
+    run_dir: RunDirArg,
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 7860,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    verbose: Verbose = False,
+) -> None:
+    """Start a Gradio page (and HTTP API) showing a run's class probabilities."""
+    from ginpipe.tasks.inference.demo import serve
+
+    _setup_logging(verbose)
+    _guarded(verbose, lambda: serve(run_dir, host, port))
+
+
 def main(argv: list[str] | None = None) -> Any:
     """Console entry point."""
     try:
