@@ -39,7 +39,7 @@ def class_path(obj: Any) -> str:
 def fitted_state(transformer: TransformerMixin) -> dict[str, Any] | None:
     """Class path, parameters and fitted attributes; None if one of them is not plain data."""
     params = transformer.get_params(deep=False)
-    if not all(isinstance(value, JSON_SCALARS) for value in params.values()):
+    if not all(_plain(value) for value in params.values()):
         return None
     attributes: dict[str, Any] = {}
     for name, value in vars(transformer).items():
@@ -52,6 +52,13 @@ def fitted_state(transformer: TransformerMixin) -> dict[str, Any] | None:
         else:
             return None
     return {"class": class_path(transformer), "params": dict(params), "attributes": attributes}
+
+
+def _plain(value: Any) -> bool:
+    """A JSON scalar, or a tuple/list of them (e.g. ``feature_range=(0, 1)``)."""
+    if isinstance(value, (list, tuple)):
+        return all(isinstance(item, JSON_SCALARS) for item in value)
+    return isinstance(value, JSON_SCALARS)
 
 
 def restore(state: Mapping[str, Any]) -> TransformerMixin:
