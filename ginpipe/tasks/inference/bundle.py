@@ -111,11 +111,16 @@ def write_network_bundle(run_dir: Path, record: Mapping[str, Any], data: Mapping
         "constructor": constructor_args(record["factory"], record["kwargs"]),
         "weights": WEIGHTS,
         "epochs": int(record.get("epochs", 0)),
-        "best_checkpoint": record.get("best_checkpoint"),
+        # The Lightning checkpoint is in this run only where fit trained (not a cache hit).
+        "best_checkpoint": _own_file(run_dir, record.get("best_checkpoint")),
     }
     files = [WEIGHTS, *_write_preprocessing(directory, data)]
     info = {"kind": "network", "network": network, **_common(data)}
     return _commit(directory, info, files)
+
+
+def _own_file(run_dir: Path, relative: str | None) -> str | None:
+    return relative if relative and (run_dir / relative).is_file() else None
 
 
 def write_estimator_bundle(run_dir: Path, estimator: Any, data: Mapping[str, Any]) -> Path:
@@ -233,8 +238,8 @@ def read_bundle(run_dir: Path) -> Bundle:
     path = run_dir / MODEL_DIR / MODEL_JSON
     if not path.is_file():
         raise ConfigError(
-            f"{run_dir} has no {MODEL_DIR}/{MODEL_JSON}: the run has not completed its "
-            "evaluate step (ginpipe resume it), or it was made by an older ginpipe"
+            f"{run_dir} has no {MODEL_DIR}/{MODEL_JSON}: its evaluate step has not run (or "
+            f"ran under an older ginpipe); write it with: ginpipe resume {run_dir} --rerun evaluate"
         )
     try:
         info = json.loads(path.read_text())

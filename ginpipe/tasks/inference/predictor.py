@@ -27,7 +27,7 @@ from ginpipe.tasks.inference.inputs import Items
 from ginpipe.tasks.preprocessing import FeaturePreprocessing
 from ginpipe.tasks.sklearn_models import class_probabilities
 
-TRUSTED_ESTIMATOR_MODULES = ("sklearn.", "numpy.", "scipy.", "builtins.")
+TRUSTED_ESTIMATOR_MODULES = ("sklearn.", "numpy.", "scipy.")
 
 
 class Predictor:
