@@ -43,6 +43,7 @@ BENCHMARKS = {
     "cli": "benchmarks.cli_latency",
     "scale": "benchmarks.data_scale",
     "loading": "benchmarks.data_loading",
+    "predict": "benchmarks.predict_throughput",
     "cache": "benchmarks.cache_warm",
     "overhead": "benchmarks.overhead",
     "resume": "benchmarks.resume",
@@ -86,6 +87,12 @@ ANALYSIS = {
         "The warm run still pays the interpreter start, the Lightning import and config "
         "composition before its first step; the cache can only remove task work. Compare "
         "the warm time with the Lightning-import floor in the table."
+    ),
+    "predict": (
+        "Both sides decode with the same calls in the same DataLoader settings and run the "
+        "same network; ginpipe predict also checks that every file exists before it starts "
+        "and writes each batch's rows as they come. A gap usually comes from the machine "
+        "(2 workers on 2 cores); compare the profile taken without workers."
     ),
     "loading": (
         "Both decode with the same calls (PIL open, convert, resize, /255, normalize) in "

@@ -34,7 +34,8 @@ _EXPORTS = {
     "run": "ginpipe.api",
     "resume": "ginpipe.api",
     "compose": "ginpipe.api",
-    "load_run": "ginpipe.runview",
+    "load_run": "ginpipe.inference.runview",
+    "pin_inputs": "ginpipe.continuation",
 }
 
 __all__ = ["__version__", *_EXPORTS]

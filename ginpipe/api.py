@@ -71,7 +71,7 @@ def resume(run_dir: str | Path, mods: Sequence[str] = ()) -> Any:
 
 
 def _execute(request: RunRequest) -> Any:
-    from ginpipe.runview import load_run
+    from ginpipe.inference.runview import load_run
 
     with _process_state_kept():
         outcome = execute_run(request)

@@ -251,6 +251,72 @@ def cache_prune(
     typer.echo(_guarded(verbose, lambda: prune_cache(root, older_than, max_size, dry_run)))
 
 
+RunDirArg = Annotated[Path, typer.Argument(help="A run directory.")]
+
+
+@app.command()
+def predict(
+    run_dir: RunDirArg,
+    input: Annotated[
+        str | None,
+        typer.Argument(help="Table of files, feature table, folder, image or .npy array."),
+    ] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="CSV to write.")] = Path(
+        "predictions.csv"
+    ),
+    split: Annotated[
+        str | None, typer.Option(help="Predict a split of the run's own data instead.")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="Items per batch.")] = 256,
+    num_workers: Annotated[int, typer.Option(help="DataLoader workers decoding files.")] = 0,
+    verbose: Verbose = False,
+) -> None:
+    """Predict with a run's model and its own preprocessing; write one row per item."""
+    from ginpipe.inference.predicting import predict_to_csv
+
+    _setup_logging(verbose)
+    typer.echo(
+        _guarded(
+            verbose,
+            lambda: predict_to_csv(
+                run_dir, output, input, split, batch_size=batch_size, num_workers=num_workers
+            ),
+        )
+    )
+
+
+@app.command()
+def export(
+    run_dir: RunDirArg,
+    format: Annotated[str, typer.Option("--format", "-f", help="onnx or torchscript.")],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="File to write (default: model.onnx or model.pt)."),
+    ] = None,
+    verify_items: Annotated[int, typer.Option(help="Test items the export is checked on.")] = 512,
+    verbose: Verbose = False,
+) -> None:
+    """Export a run's network with its normalization; check it against predict."""
+    from ginpipe.inference.exporting import export_run
+
+    _setup_logging(verbose)
+    typer.echo(_guarded(verbose, lambda: export_run(run_dir, format, output, verify_items)))
+
+
+@app.command()
+def demo(
+    run_dir: RunDirArg,
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 7860,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    verbose: Verbose = False,
+) -> None:
+    """Start a Gradio page (and HTTP API) showing a run's class probabilities."""
+    from ginpipe.inference.demo import serve
+
+    _setup_logging(verbose)
+    _guarded(verbose, lambda: serve(run_dir, host, port))
+
+
 def main(argv: list[str] | None = None) -> Any:
     """Console entry point.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import platform
 import socket
 import subprocess
@@ -10,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from ginpipe.fingerprint import library_versions
+
+ENVIRONMENT_FILE = "environment.txt"
 
 
 def _git(args: list[str], cwd: Path) -> str | None:
@@ -46,3 +49,14 @@ def environment() -> dict[str, Any]:
         "host": socket.gethostname(),
         "versions": library_versions(),
     }
+
+
+def installed_distributions() -> str:
+    """Every installed distribution as ``name==version`` lines, sorted (like ``pip freeze``):
+    what a run needs to be repeated, kept in its directory (``environment.txt``)."""
+    found = {}
+    for dist in importlib.metadata.distributions():
+        name = dist.metadata["Name"]
+        if name:
+            found[name.lower()] = f"{name}=={dist.version}"
+    return "".join(f"{found[key]}\n" for key in sorted(found))

@@ -19,7 +19,7 @@ from typing import Any
 
 from loguru import logger
 
-from ginpipe import distributed, ginapi, rundir
+from ginpipe import continuation, distributed, ginapi, rundir
 from ginpipe.atomic import atomic_write_text
 from ginpipe.config import MOD_SOURCE, Composition, bind_run_macros, compose, compose_text
 from ginpipe.errors import EXIT_OK, ConfigError, GinpipeError, Interrupted, TaskFailed
@@ -34,7 +34,13 @@ from ginpipe.pipeline import (
     plan,
     task_steps,
 )
-from ginpipe.provenance import environment, git_diff, git_state
+from ginpipe.provenance import (
+    ENVIRONMENT_FILE,
+    environment,
+    git_diff,
+    git_state,
+    installed_distributions,
+)
 from ginpipe.settings import RUN, run_settings
 from ginpipe.state import RunContext
 from ginpipe.store import CACHE_DIR, ArtifactStore
@@ -185,10 +191,15 @@ def _execute(request: RunRequest, ranks: distributed.Ranks) -> RunOutcome:
         use_cache=request.use_cache,
         is_main=ranks.is_main,
     )
+    run = rundir.RunDir(path)
+    if ranks.is_main and run.exists():
+        continuation.check_pinned_inputs(run, steps, prepared.composition.bindings, request.mods)
+        if _nothing_to_do(run, request, prepared.composition.digest):
+            logger.info(f"run already completed with this config, left as it is: {path}")
+            return RunOutcome(EXIT_OK, path)
     if request.dry_run:
         print_plan(path, steps)
         return RunOutcome(EXIT_OK, path)
-    run = rundir.RunDir(path)
     lock = rundir.RunLock(run) if ranks.is_main else None
     if ranks.is_main:
         path.mkdir(parents=True, exist_ok=True)
@@ -210,6 +221,12 @@ def _execute(request: RunRequest, ranks: distributed.Ranks) -> RunOutcome:
     finally:
         if lock is not None:
             lock.release()
+
+
+def _nothing_to_do(run: rundir.RunDir, request: RunRequest, digest: str) -> bool:
+    """A resume of a completed run with its own config changes nothing already there."""
+    resumed = request.resume is not None and not request.rerun and request.use_cache
+    return resumed and continuation.is_complete(run, digest)
 
 
 def _write_run_files(run: rundir.RunDir, request: RunRequest, composition: Composition) -> None:
@@ -238,7 +255,8 @@ def _run_pipeline(
     """Run the planned steps in the run directory; record the outcome however it ends."""
     sink = add_run_log(run.path, ranks.rank)
     record = _open_record(run, request, prepared, ranks) if ranks.is_main else None
-    observers = [record, *prepared.settings["observers"]] if record is not None else []
+    pinned = [continuation.InputsRecorder(run, steps)] if ranks.is_main else []
+    observers = [record, *pinned, *prepared.settings["observers"]] if record is not None else []
     events = Events(observers)
     logger.info(f"run directory: {run.path}")
     outcome: dict[str, Any] = {"status": "failed", "exit_code": 1}
@@ -247,7 +265,7 @@ def _run_pipeline(
         metrics = _report(state, prepared.settings["report_key"])
         outcome = {"status": "completed", "exit_code": EXIT_OK, "metrics": metrics}
         if ranks.is_main:
-            atomic_write_text(run.file(rundir.OPERATIVE), ginapi.operative_text())
+            continuation.write_operative(run, ginapi.operative_text())
             _summary(run, metrics, prepared.settings["main_metric"])
         return EXIT_OK
     except Interrupted as e:
@@ -272,6 +290,7 @@ def _open_record(
     git = git_state()
     if git and git["dirty"]:
         atomic_write_text(run.file(rundir.GIT_DIFF), git_diff())
+    atomic_write_text(run.file(ENVIRONMENT_FILE), installed_distributions())
     base = {
         "name": run.name,
         "project": run.project,

@@ -12,24 +12,29 @@ from torch.utils.data import DataLoader, Dataset
 
 from ginpipe import TaskView, task
 from ginpipe.tasks.data import make_dataset
+from ginpipe.tasks.inference.bundle import write_network_bundle
 from ginpipe.tasks.models import build_model
-from ginpipe.tasks.report import write_classification_report
+from ginpipe.tasks.report import split_identifiers, write_classification_report
 
 
 @task(reads=("model", "data"), writes=("metrics",), cache=False, main_only=True)
 def evaluate(state: TaskView, *, batch_size: int = 256) -> dict[str, Any]:
-    """Predict the test split with the best weights and report metrics, predictions, plots.
+    """Predict the test split with the best weights and report metrics, predictions, plots;
+    save the model with its preprocessing in ``model/`` (ginpipe.tasks.inference.bundle).
 
     A plain inference loop rather than ``Trainer.test``: it runs in one process whether
     training used DDP or not, so every sample is scored exactly once (a distributed
     sampler would pad the split) and the numbers do not depend on the strategy.
     """
-    data = state["data"]
+    data, run_dir = state["data"], Path(state.run.dir)
     network = build_model(state["model"])
     labels, probabilities = predict_probabilities(network, make_dataset(data, "test"), batch_size)
+    identifiers = split_identifiers(data, "test")
     metrics = write_classification_report(
-        Path(state.run.dir), labels, probabilities, data["classes"]
+        run_dir, labels, probabilities, data["classes"], identifiers
     )
+    # The model, also when fit was read from the cache: the run directory is self-contained.
+    write_network_bundle(run_dir, state["model"], data)
     return {"metrics": metrics}
 
 

@@ -19,6 +19,7 @@ from sklearn.preprocessing import (
 
 from ginpipe import ConfigError, TaskView, task
 from ginpipe.tasks.data.images import ImageTransform, channel_mean_std, probe_image
+from ginpipe.tasks.preprocessing import preprocessing_spec
 from ginpipe.tasks.split import SPLIT_NAMES
 
 
@@ -86,7 +87,11 @@ def _array_features(
         rows = flat[splits[name]]
         if len(rows):  # scikit-learn refuses to transform zero rows (an empty val split)
             rows = pipeline.transform(rows)
-        data[name] = {"X": np.asarray(rows, dtype=np.float32), "y": labels[splits[name]]}
+        data[name] = {
+            "X": np.asarray(rows, dtype=np.float32),
+            "y": labels[splits[name]],
+            "row": np.asarray(splits[name], dtype=np.int64),  # rows of the dataset, for reports
+        }
 
     width = data["train"]["X"].shape[1]
     keeps_shape = width == flat.shape[1]
@@ -94,6 +99,10 @@ def _array_features(
     for name in SPLIT_NAMES:
         data[name]["X"] = data[name]["X"].reshape(-1, *input_shape)
     data["input_shape"] = input_shape
+    # What prediction applies to new raw items (see ginpipe.tasks.preprocessing).
+    data["preprocessing"] = preprocessing_spec(
+        sample_shape, scale, clones, dataset.get("feature_names")
+    )
     return data
 
 

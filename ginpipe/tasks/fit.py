@@ -15,7 +15,16 @@ from pytorch_lightning.loggers import Logger
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from ginpipe import ConfigError, DataError, TaskView, bound_class, is_bound, task
+from ginpipe import (
+    CheckpointError,
+    ConfigError,
+    DataError,
+    TaskView,
+    bound_class,
+    is_bound,
+    pin_inputs,
+    task,
+)
 from ginpipe.tasks.data import make_dataset
 from ginpipe.tasks.lightning.checkpoints import (
     check_checkpoint_fits,
@@ -223,11 +232,16 @@ def fit(
         warnings.filterwarnings("ignore", message=r"`?\.fit\(ckpt_path=")
         trainer.fit(module, train_loader, val_loader, ckpt_path=resume_from, weights_only=True)
 
-    best_path, weights = best_weights(best_checkpoints, module)
+    best_path, weights = best_weights(best_checkpoints, module, checkpoint_dir)
+    best_name = f"{CHECKPOINT_DIR}/{best_path.name}" if best_path is not None else None
     record = model_record(
-        factory_name(model), model_kwargs, weights, best_path, trainer.current_epoch
+        factory_name(model), model_kwargs, weights, best_name, trainer.current_epoch
     )
     return {"model": record}
+
+
+# A run directory's checkpoints hold only for the data they were trained on.
+pin_inputs(fit)
 
 
 def check_choice(parameter: str, value: Any, choices: Sequence[Any]) -> None:
@@ -255,16 +269,25 @@ def prepare_resume(
 
 
 def best_weights(
-    best_checkpoints: ModelCheckpoint, module: pl.LightningModule
-) -> tuple[str | None, dict[str, torch.Tensor]]:
+    best_checkpoints: ModelCheckpoint, module: pl.LightningModule, checkpoint_dir: Path
+) -> tuple[Path | None, dict[str, torch.Tensor]]:
     """The best checkpoint's path and model weights; the final weights if none was ranked
     (e.g. the monitored metric was never logged). For fit's classifier the weights are the
-    wrapped network's; a LightningModule trained as itself keeps all of its own."""
-    best_path = best_checkpoints.best_model_path or None
-    if best_path is None:
+    wrapped network's; a LightningModule trained as itself keeps all of its own.
+
+    Only the file name of Lightning's ``best_model_path`` is used: the file is read from this
+    run's own checkpoint folder, never from wherever the run directory was before a move.
+    """
+    if not best_checkpoints.best_model_path:
         final = module.network if isinstance(module, Classifier) else module
         return None, final.state_dict()
-    checkpoint = read_checkpoint(Path(best_path))
+    best_path = checkpoint_dir / Path(best_checkpoints.best_model_path).name
+    if not best_path.is_file():
+        raise CheckpointError(
+            f"the best checkpoint {best_path.name} that last.ckpt names is missing from "
+            f"{checkpoint_dir}; restore it, or start a new run"
+        )
+    checkpoint = read_checkpoint(best_path)
     if isinstance(module, Classifier):
         return best_path, network_weights_from_checkpoint(checkpoint)
     return best_path, dict(checkpoint["state_dict"])

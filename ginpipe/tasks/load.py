@@ -50,6 +50,7 @@ def load_sklearn(state: TaskView, *, name: str = "digits", as_images: bool = Tru
         np.asarray(bunch.target, dtype=np.int64),
         classes=[str(name) for name in bunch.target_names],
         meta=pd.DataFrame({"id": np.arange(len(bunch.target), dtype=np.int64)}),
+        feature_names=[str(name) for name in bunch.get("feature_names", [])] or None,
     )
     return {"dataset": dataset}
 
@@ -85,7 +86,8 @@ def load_csv_features(
     for column in extra_columns:
         meta[column] = table[column].to_numpy()
     features = table[list(feature_columns)].to_numpy(dtype=np.float32)
-    return {"dataset": arrays_dataset(features, labels, classes, meta)}
+    dataset = arrays_dataset(features, labels, classes, meta, feature_names=feature_columns)
+    return {"dataset": dataset}
 
 
 @task(writes=("dataset",))
@@ -162,16 +164,24 @@ def load_folder(
 
 
 def arrays_dataset(
-    features: np.ndarray, labels: np.ndarray, classes: list[str], meta: pd.DataFrame
+    features: np.ndarray,
+    labels: np.ndarray,
+    classes: list[str],
+    meta: pd.DataFrame,
+    feature_names: Sequence[str] | None = None,
 ) -> dict:
-    """The ``arrays`` kind of the ``dataset`` key."""
-    return {
+    """The ``arrays`` kind of the ``dataset`` key; ``feature_names`` name the columns of
+    the flattened features (a feature table's columns), when known."""
+    dataset = {
         "kind": "arrays",
         "X": np.asarray(features, dtype=np.float32),
         "y": np.asarray(labels, dtype=np.int64),
         "classes": classes,
         "meta": meta,
     }
+    if feature_names is not None:
+        dataset["feature_names"] = [str(name) for name in feature_names]
+    return dataset
 
 
 def files_dataset(table: pd.DataFrame, classes: list[str]) -> dict:

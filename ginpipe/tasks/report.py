@@ -5,7 +5,8 @@ two runs compare on the same numbers computed the same way. Files written into t
 directory, each atomically:
 
     metrics.json                 accuracy, f1_macro, precision/<class>, recall/<class>
-    predictions.csv              index, y_true, y_pred, true_class, predicted_class, prob_<class>
+    predictions.csv              path or row, index, y_true, y_pred, true_class, predicted_class,
+                                 prob_<class> (``path``/``row`` as ``ginpipe predict`` writes it)
     plots/confusion_matrix.png
     plots/learning_curves.png    only when logs/metrics.csv exists (networks)
 """
@@ -57,18 +58,23 @@ def classification_metrics(
 
 
 def write_classification_report(
-    run_dir: Path, y_true: np.ndarray, probabilities: np.ndarray, classes: Sequence[str]
+    run_dir: Path,
+    y_true: np.ndarray,
+    probabilities: np.ndarray,
+    classes: Sequence[str],
+    identifiers: tuple[str, np.ndarray] | None = None,
 ) -> dict[str, float]:
     """Write the report files for predictions on the test split; return the metrics.
 
     ``probabilities`` is ``(n, num_classes)``; the predicted class is its argmax.
+    ``identifiers`` is ``(column, values)``: each item's file path or dataset row.
     """
     y_true = np.asarray(y_true, dtype=np.int64)
     probabilities = np.asarray(probabilities, dtype=np.float64)
     y_pred = probabilities.argmax(axis=1)
     metrics = classification_metrics(y_true, y_pred, classes)
     atomic_write_json(run_dir / METRICS_FILE, metrics)
-    write_predictions(run_dir / PREDICTIONS_FILE, y_true, probabilities, classes)
+    write_predictions(run_dir / PREDICTIONS_FILE, y_true, probabilities, classes, identifiers)
     confusion = multiclass_confusion_matrix(
         torch.as_tensor(y_pred), torch.as_tensor(y_true), len(classes)
     ).numpy()
@@ -81,11 +87,17 @@ def write_classification_report(
 
 
 def write_predictions(
-    path: Path, y_true: np.ndarray, probabilities: np.ndarray, classes: Sequence[str]
+    path: Path,
+    y_true: np.ndarray,
+    probabilities: np.ndarray,
+    classes: Sequence[str],
+    identifiers: tuple[str, np.ndarray] | None = None,
 ) -> None:
     y_pred = probabilities.argmax(axis=1)
+    column, values = identifiers or ("row", np.arange(len(y_true)))
     table = pd.DataFrame(
         {
+            column: np.asarray(values),
             "index": np.arange(len(y_true)),
             "y_true": y_true,
             "y_pred": y_pred,
@@ -136,3 +148,13 @@ def agg_figure(figsize: tuple[float, float]) -> Figure:
 def save_figure(figure: Figure, path: Path) -> None:
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=100)
+
+
+def split_identifiers(data: dict, split: str) -> tuple[str, np.ndarray]:
+    """``("path", file paths)`` or ``("row", dataset row indices)`` of a split's items; the
+    position in the split when the features task recorded no rows."""
+    part = data[split]
+    if data["kind"] == "files":
+        return "path", np.asarray(part["path"], dtype=str)
+    rows = part.get("row")
+    return "row", np.asarray(rows if rows is not None else np.arange(len(part["y"])))

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 from sklearn.base import ClassifierMixin, clone
 
-from ginpipe import ConfigError, DataError, TaskView, task
+from ginpipe import ConfigError, DataError, TaskView, pin_inputs, task
+from ginpipe.tasks.inference.bundle import write_estimator_bundle
 
 NO_ESTIMATOR = (
     "no estimator chosen: add a model config, e.g. configs/models/logreg.gin, "
@@ -37,19 +38,25 @@ def fit_sklearn(state: TaskView, *, estimator: ClassifierMixin | None = None) ->
     return {"estimator": model}
 
 
+pin_inputs(fit_sklearn)  # a run directory's estimator holds only for the data it was fitted on
+
+
 @task(reads=("estimator", "data"), writes=("metrics",), cache=False, main_only=True)
 def evaluate_sklearn(state: TaskView) -> dict[str, Any]:
-    """Score the estimator on the test split and write the shared classification report."""
+    """Score the estimator on the test split, write the shared classification report and
+    save the estimator with its preprocessing in ``model/``."""
     # The report computes its metrics with torchmetrics: torch is imported when this runs,
     # not when a config that names this task is composed.
-    from ginpipe.tasks.report import write_classification_report
+    from ginpipe.tasks.report import split_identifiers, write_classification_report
 
-    data, estimator = state["data"], state["estimator"]
+    data, estimator, run_dir = state["data"], state["estimator"], Path(state.run.dir)
     features, labels = flat_split(data, "test")
     probabilities = class_probabilities(estimator, features, len(data["classes"]))
+    identifiers = split_identifiers(data, "test")
     metrics = write_classification_report(
-        Path(state.run.dir), labels, probabilities, data["classes"]
+        run_dir, labels, probabilities, data["classes"], identifiers
     )
+    write_estimator_bundle(run_dir, estimator, data)  # model/: the run is self-contained
     return {"metrics": metrics}
 
 

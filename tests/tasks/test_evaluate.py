@@ -29,14 +29,17 @@ def tabular_data(seed: int = 0) -> dict:
             "y": np.resize(np.arange(3), n).astype(np.int64),
         }
 
+    test = split(30)
+    test["row"] = np.arange(100, 130)
     return {
         "kind": "arrays",
         "train": split(12),
         "val": split(6),
-        "test": split(30),
+        "test": test,
         "classes": CLASSES,
         "num_classes": 3,
         "input_shape": [4],
+        "preprocessing": {"raw_shape": [4], "scale": 1.0, "transforms": [], "feature_names": None},
     }
 
 
@@ -63,9 +66,10 @@ def test_evaluate_writes_metrics_predictions_and_plots(tmp_path):
     assert json.loads((tmp_path / "metrics.json").read_text()) == pytest.approx(metrics)
     predictions = pd.read_csv(tmp_path / "predictions.csv")
     assert list(predictions.columns) == [
-        "index", "y_true", "y_pred", "true_class", "predicted_class",
+        "row", "index", "y_true", "y_pred", "true_class", "predicted_class",
         "prob_cat", "prob_dog", "prob_owl",
     ]  # fmt: skip
+    assert list(predictions["row"]) == list(range(100, 130))  # rows of the dataset
     assert len(predictions) == 30
     assert np.allclose(predictions[["prob_cat", "prob_dog", "prob_owl"]].sum(axis=1), 1.0)
     for plot in ("confusion_matrix.png", "learning_curves.png"):
@@ -104,3 +108,24 @@ def test_classification_metrics_on_known_predictions():
     assert metrics["precision/dog"] == pytest.approx(2 / 3)
     assert metrics["recall/owl"] == pytest.approx(1 / 2)
     assert all(isinstance(value, float) for value in metrics.values())
+
+
+def test_evaluate_saves_a_model_that_predicts_what_the_report_says(tmp_path):
+    from ginpipe.inference.inputs import Items
+    from ginpipe.inference.predicting import predict_frame
+    from ginpipe.inference.predictor import Predictor
+
+    run_evaluate(tmp_path)
+    bundle = tmp_path / "model"
+    assert sorted(p.name for p in bundle.iterdir())[:2] == ["model.json", "preprocessing.json"]
+    info = json.loads((bundle / "model.json").read_text())
+    assert info["network"]["constructor"]["hidden_sizes"] == [8]
+    assert info["classes"] == CLASSES and str(tmp_path) not in json.dumps(info)
+
+    data = tabular_data()
+    items = Items(identifiers=data["test"]["row"], raw=data["test"]["X"])
+    got = predict_frame(Predictor(tmp_path), items)
+    expected = pd.read_csv(tmp_path / "predictions.csv")
+    columns = ["prob_cat", "prob_dog", "prob_owl"]
+    assert list(got["predicted_class"]) == list(expected["predicted_class"])
+    assert np.abs(got[columns].to_numpy() - expected[columns].to_numpy()).max() < 1e-6

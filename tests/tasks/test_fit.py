@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import functools
 import pickle
+import shutil
 from pathlib import Path
 
 import gin
@@ -101,7 +102,7 @@ def test_fit_writes_checkpoints_and_logs_and_returns_a_storable_record(tmp_path)
     checkpoints = tmp_path / "checkpoints"
     assert (checkpoints / "last.ckpt").is_file() and not (checkpoints / "last.ckpt").is_symlink()
     assert record["best_checkpoint"] is not None
-    best = Path(record["best_checkpoint"])
+    best = tmp_path / record["best_checkpoint"]  # relative to the run directory
     assert best.parent == checkpoints and best.name.startswith("best-")
     assert {row["epoch"] for row in read_csv_rows(tmp_path / "logs" / "metrics.csv")} == {"0", "1"}
 
@@ -117,7 +118,7 @@ def test_fit_writes_checkpoints_and_logs_and_returns_a_storable_record(tmp_path)
 def test_last_ckpt_is_refreshed_by_epochs_that_are_not_the_best(tmp_path):
     # "epoch" with mode "min" ranks epoch 0 best for good.
     record = run_fit(tmp_path, max_epochs=2, monitor="epoch", monitor_mode="min")
-    assert Path(record["best_checkpoint"]).name.startswith("best-epoch=0-")
+    assert record["best_checkpoint"].startswith("checkpoints/best-epoch=0-")
     checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     assert checkpoint["global_step"] == 2 * TRAINER_BINDINGS["limit_train_batches"]
 
@@ -146,6 +147,40 @@ def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(tmp_path):
     straight, resumed = last_weights(tmp_path / "straight"), last_weights(tmp_path / "resumed")
     assert straight.keys() == resumed.keys()
     assert all(torch.equal(straight[key], resumed[key]) for key in straight)
+
+
+def test_a_moved_run_resumes_from_its_own_files_with_its_best_k_state(tmp_path):
+    # "epoch" with mode "min": epoch 0 stays the best only if the ranking is restored.
+    run_fit(tmp_path / "first", max_epochs=1, monitor="epoch", monitor_mode="min")
+    (tmp_path / "first").rename(tmp_path / "moved")
+
+    record = run_fit(tmp_path / "moved", max_epochs=2, monitor="epoch", monitor_mode="min")
+
+    assert record["epochs"] == 2
+    assert record["best_checkpoint"].startswith("checkpoints/best-epoch=0-")
+    checkpoint = torch.load(tmp_path / "moved" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert str(tmp_path) not in repr(checkpoint["callbacks"])  # names only, no folder
+    best_files = sorted(p.name for p in (tmp_path / "moved" / "checkpoints").glob("best-*"))
+    assert best_files == [Path(record["best_checkpoint"]).name]
+
+
+def test_a_copied_run_reads_its_own_best_checkpoint_never_the_original(tmp_path):
+    run_fit(tmp_path / "original", max_epochs=1)
+    shutil.copytree(tmp_path / "original", tmp_path / "copy")
+    for best in (tmp_path / "original" / "checkpoints").glob("best-*"):
+        best.write_bytes(b"the original's file must not be read")
+
+    record = run_fit(tmp_path / "copy", max_epochs=1)  # finished: fit only reads the best
+    best = torch.load(tmp_path / "copy" / record["best_checkpoint"], weights_only=True)
+    assert torch.equal(record["weights"]["head.weight"], best["state_dict"]["network.head.weight"])
+
+
+def test_a_missing_best_checkpoint_is_named_not_called_corrupt(tmp_path):
+    record = run_fit(tmp_path, max_epochs=1)
+    (tmp_path / record["best_checkpoint"]).unlink()
+    with pytest.raises(CheckpointError, match="is missing from") as error:
+        run_fit(tmp_path, max_epochs=1)
+    assert "corrupt" not in str(error.value)
 
 
 def test_a_mid_epoch_checkpoint_refreshes_last_ckpt_and_resumes(tmp_path):

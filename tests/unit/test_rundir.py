@@ -231,13 +231,14 @@ def test_resume_needs_no_config_files(
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
-    result = cli("resume", path)
+    # (A completed run resumed with its own config is left alone: change a binding.)
+    result = cli("resume", path, "--mod", "add_up.scale=2.0")
     assert result.exit_code == 0, result.output
     record = rundir.read_run_json(path)
     assert record["attempts"] == 2 and record["status"] == "completed"
-    assert record["metrics"]["total"] == 15.0
+    assert record["metrics"]["total"] == 30.0
     statuses = {t["name"]: t["status"] for t in record["tasks"]}
-    assert statuses["make_numbers"] == statuses["add_up"] == "cached"
+    assert statuses["make_numbers"] == "cached" and statuses["add_up"] == "completed"
     assert not (elsewhere / "experiments").exists()
 
 
@@ -248,11 +249,12 @@ def test_resume_with_mods_appends_to_overrides(toy_project, cli) -> None:
     assert (path / "overrides.txt").read_text() == "make_numbers.n=5\nadd_up.scale=2.0\n"
     assert "add_up.scale = 2.0" in (path / "resolved.gin").read_text()
     assert toy_project.run_json("r")["metrics"]["total"] == 30.0
-    # The new binding is part of the run from now on.
+    # The new binding is part of the run from now on: resuming again finds it complete
+    # with that config and leaves it as it is.
     assert cli("resume", path).exit_code == 0
     assert (path / "overrides.txt").read_text() == "make_numbers.n=5\nadd_up.scale=2.0\n"
     assert toy_project.run_json("r")["metrics"]["total"] == 30.0
-    assert toy_project.run_json("r")["attempts"] == 3
+    assert toy_project.run_json("r")["attempts"] == 2
 
 
 def test_resume_of_something_that_is_not_a_run(toy_project, cli) -> None:

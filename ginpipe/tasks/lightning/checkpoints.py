@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 from torch import nn
 
@@ -53,8 +54,60 @@ def find_resume_checkpoint(directory: Path) -> Path | None:
     return max(candidates, key=lambda path: path.stat().st_mtime_ns, default=None)
 
 
+class RelocatableModelCheckpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` whose saved state names its files relative to its folder.
+
+    Lightning stores absolute paths (``best_model_path``, ``best_k_models``...) in every
+    checkpoint and, when the folder differs on resume, drops the ranking and keeps the old
+    absolute ``best_model_path``: a moved run dir loses its best-k state, and a copied one
+    points back into the original. Here the state holds file names only, and loading maps
+    them into this callback's own folder, wherever the run directory now is.
+    """
+
+    PATH_FIELDS = ("best_model_path", "kth_best_model_path", "last_model_path")
+
+    def _generate_state_key(self, **kwargs: Any) -> str:
+        # The key Lightning's own class has: checkpoints written before keep their state.
+        return f"ModelCheckpoint{kwargs!r}"
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        for name in self.PATH_FIELDS:
+            state[name] = file_name(state.get(name))
+        state["best_k_models"] = {file_name(p): v for p, v in state["best_k_models"].items()}
+        state["dirpath"] = "."
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        here = Path(self.dirpath) if self.dirpath else None
+        if here is None:
+            super().load_state_dict(state_dict)
+            return
+        state = dict(state_dict)
+        for name in self.PATH_FIELDS:
+            state[name] = in_folder(here, state.get(name))
+        state["best_k_models"] = {
+            in_folder(here, p): v for p, v in (state.get("best_k_models") or {}).items()
+        }
+        state["dirpath"] = self.dirpath
+        super().load_state_dict(state)
+
+
+def file_name(path: str | None) -> str:
+    """The file name of a path Lightning recorded ("" stays "")."""
+    return Path(path).name if path else ""
+
+
+def in_folder(folder: Path, path: str | None) -> str:
+    """A recorded checkpoint path (absolute, from anywhere, or a bare name) as the file of
+    that name in ``folder``: a run reads only its own checkpoints."""
+    return str(folder / Path(path).name) if path else ""
+
+
 def read_checkpoint(path: Path) -> dict[str, Any]:
     """Load a checkpoint safely (tensors and plain values only) on CPU."""
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for a damaged file

@@ -18,8 +18,8 @@ class Classifier(pl.LightningModule):
     """Loss, accuracy and optimisation around a bare network.
 
     The optimizer and scheduler are kept as plain ``functools.partial`` factories (see
-    ``ginpipe.tasks.lightning.factories``) and only called in ``configure_optimizers``, so
-    the module holds no gin objects and pickles. No hyperparameters are saved into checkpoints: they
+    ``ginpipe.tasks.lightning.factories``) and only called in ``configure_optimizers``, so the
+    module holds no gin objects and pickles. No hyperparameters are saved into checkpoints: they
     stay loadable with ``torch.load(weights_only=True)``.
 
     Args:

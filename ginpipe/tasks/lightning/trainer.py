@@ -12,7 +12,12 @@ from pytorch_lightning.callbacks import Callback, ModelCheckpoint, OnExceptionCh
 from pytorch_lightning.loggers import Logger
 
 from ginpipe import ConfigError, bound_value, configured, is_bound
-from ginpipe.tasks.lightning.checkpoints import LAST_NAME, ON_EXCEPTION_NAME, AtomicCheckpointIO
+from ginpipe.tasks.lightning.checkpoints import (
+    LAST_NAME,
+    ON_EXCEPTION_NAME,
+    AtomicCheckpointIO,
+    RelocatableModelCheckpoint,
+)
 
 # Trainer arguments that fit decides; a binding would be silently overridden, so it is refused.
 TRAINER_ARGS_OWNED_BY_FIT = {
@@ -79,9 +84,10 @@ def checkpoint_callbacks(
     checkpoint named ``last`` writes it at every trigger. It comes after best-k so that
     ``last.ckpt`` records best-k's state of the same epoch. ``enable_version_counter=False``
     lets two callbacks share ``last.ckpt`` (otherwise one writes ``last-v1.ckpt``) and a
-    resumed run overwrite its own files.
+    resumed run overwrite its own files. Their saved state names files relative to the
+    folder, so a moved or copied run directory resumes from its own files.
     """
-    best = ModelCheckpoint(
+    best = RelocatableModelCheckpoint(
         dirpath=checkpoint_dir,
         filename="best-{epoch}-{step}",
         monitor=monitor,
@@ -103,7 +109,7 @@ def last_checkpoint(
     checkpoint_dir: Path, every_n_train_steps: int | None = None
 ) -> ModelCheckpoint:
     """Writes ``last.ckpt`` every epoch, or every N training steps."""
-    return ModelCheckpoint(
+    return RelocatableModelCheckpoint(
         dirpath=checkpoint_dir,
         filename=LAST_NAME,
         monitor=None,

@@ -1,0 +1,67 @@
+"""The Python API as a notebook uses it: several runs in one process, each in its own
+directory, the process left as it was, errors raised as the CLI's exception classes.
+
+Runs in a child interpreter (no jupyter kernel is installed here): it imports ginpipe,
+runs twice, composes, and reports what it saw as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import BASE_GIN, TOY_DIR
+
+SCRIPT = """
+import json, os, signal, sys
+sys.path.insert(0, {toy!r})
+import ginpipe
+from ginpipe.errors import ConfigError
+
+env_before = dict(os.environ)
+handlers_before = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
+first = ginpipe.run(["base.gin"], mods=["make_numbers.n=5"], root="experiments", name="one")
+second = ginpipe.run(["base.gin"], mods=["add_up.scale=2.0"], root="experiments")
+third = ginpipe.run(["base.gin"], root="elsewhere", name="three")
+text = ginpipe.compose(["base.gin"], mods=["make_numbers.n=7"])
+try:
+    ginpipe.run(["base.gin"], mods=["make_numbrs.n=1"])
+    error = None
+except ConfigError as e:
+    error = str(e)
+print(json.dumps({{
+    "dirs": [str(r.dir) for r in (first, second, third)],
+    "status": [r.status for r in (first, second, third)],
+    "totals": [r.metrics["total"] for r in (first, second, third)],
+    "env_same": dict(os.environ) == env_before,
+    "handlers_same": handlers_before == (signal.getsignal(signal.SIGINT),
+                                         signal.getsignal(signal.SIGTERM)),
+    "composed": "make_numbers.n = 7" in text,
+    "error": error,
+}}))
+"""
+
+
+def test_two_runs_and_a_compose_in_one_process(tmp_path: Path) -> None:
+    (tmp_path / "base.gin").write_text(BASE_GIN)
+    env = {k: v for k, v in __import__("os").environ.items() if k != "GINPIPE_RUN_DIR"}
+    env["GINPIPE_RUN_DIR"] = str(tmp_path / "stale")  # a leftover must not redirect runs
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT.format(toy=str(TOY_DIR))],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Logging error" not in result.stderr
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    first, second, third = (Path(d) for d in seen["dirs"])
+    assert first.name == "one" and third.name == "three"
+    assert len({first, second, third}) == 3
+    assert second.parent == first.parent and "elsewhere" in third.parts
+    assert seen["status"] == ["completed"] * 3
+    assert seen["totals"] == [15.0, 12.0, 6.0]
+    assert seen["env_same"] and seen["handlers_same"] and seen["composed"]
+    expected = "--mod 'make_numbrs.n=1': unknown configurable 'make_numbrs'"
+    assert seen["error"] == f"{expected} (did you mean 'make_numbers'?)"
+    assert not (tmp_path / "stale").exists()
