@@ -41,7 +41,8 @@ def _data_state(run_dir: Path) -> Any:
     """``dataset`` and ``splits`` of the run, from the cache where they are still there."""
     from ginpipe.config import compose_text
     from ginpipe.events import Events
-    from ginpipe.pipeline import Pipeline, plan, run_settings, task_steps
+    from ginpipe.pipeline import Pipeline, plan, task_steps
+    from ginpipe.settings import run_settings
     from ginpipe.state import RunContext
 
     run = rundir.RunDir(run_dir)
