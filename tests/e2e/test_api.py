@@ -60,7 +60,7 @@ def test_two_runs_and_a_compose_in_one_process(tmp_path: Path) -> None:
     assert len({first, second, third}) == 3
     assert second.parent == first.parent and "elsewhere" in third.parts
     assert seen["status"] == ["completed"] * 3
-    assert seen["totals"] == [15.0, 12.0, 6.0]
+    assert seen["totals"] == [15.0, 20.0, 10.0]
     assert seen["env_same"] and seen["handlers_same"] and seen["composed"]
     expected = "--mod 'make_numbrs.n=1': unknown configurable 'make_numbrs'"
     assert seen["error"] == f"{expected} (did you mean 'make_numbers'?)"
