@@ -24,6 +24,7 @@ from ginpipe.errors import CheckpointError, ConfigError, DataError
 from ginpipe.inference.inputs import Items
 from ginpipe.tasks.data.images import ImageFileDataset, ImageTransform
 from ginpipe.tasks.inference.bundle import Bundle, read_bundle
+from ginpipe.tasks.models import logits
 from ginpipe.tasks.preprocessing import FeaturePreprocessing
 from ginpipe.tasks.sklearn_models import class_probabilities
 
@@ -57,8 +58,8 @@ class Predictor:
         """``(n, classes)`` float64 probabilities for model inputs (preprocessed items)."""
         if self.bundle.kind == "network":
             with torch.inference_mode():
-                logits = self.model(torch.as_tensor(inputs, dtype=torch.float32))
-                return torch.softmax(logits, dim=1).double().numpy()
+                scores = logits(self.model, torch.as_tensor(inputs, dtype=torch.float32))
+                return torch.softmax(scores, dim=1).double().numpy()
         flat = np.asarray(inputs, dtype=np.float32).reshape(len(inputs), -1)
         return class_probabilities(self.model, flat, len(self.classes))
 

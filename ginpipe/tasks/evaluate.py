@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, Dataset
 from ginpipe import TaskView, task
 from ginpipe.tasks.data import make_dataset
 from ginpipe.tasks.inference.bundle import write_network_bundle
-from ginpipe.tasks.models import build_model
+from ginpipe.tasks.models import build_model, logits
 from ginpipe.tasks.report import split_identifiers, write_classification_report
 
 
@@ -46,6 +46,6 @@ def predict_probabilities(
     labels, probabilities = [], []
     with torch.inference_mode():
         for x, y in DataLoader(dataset, batch_size=batch_size, shuffle=False):
-            probabilities.append(torch.softmax(network(x), dim=1))
+            probabilities.append(torch.softmax(logits(network, x), dim=1))
             labels.append(y)
     return torch.cat(labels).numpy(), torch.cat(probabilities).double().numpy()

@@ -11,9 +11,12 @@ import csv
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from conftest import ToyProject
+
+import ginpipe
 
 pytestmark = pytest.mark.slow
 
@@ -50,6 +53,14 @@ class LitNet(pl.LightningModule):
 
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=self.lr, momentum=0.9)
+
+    def predict_step(self, batch, batch_idx):
+        """Scores for evaluation and predict: used instead of forward."""
+        PREDICT_CALLS.append(len(batch))
+        return self(batch)
+
+
+PREDICT_CALLS = []
 '''
 
 OWN = """
@@ -87,6 +98,10 @@ def _metrics_columns(run_dir: Path) -> list[str]:
         return next(csv.reader(f))
 
 
+def _predictions(run_dir: Path) -> pd.DataFrame:
+    return pd.read_csv(run_dir / "predictions.csv")
+
+
 def _optimizer_group(run_dir: Path) -> dict:
     checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
     return checkpoint["optimizer_states"][0]["param_groups"][0]
@@ -103,6 +118,9 @@ def test_a_lightning_module_is_trained_as_itself(lit_project, cli):
     group = _optimizer_group(run_dir)
     assert group["lr"] == 0.05 and group["momentum"] == 0.9  # its own SGD
     assert project.run_json("lit")["metrics"]["accuracy"] > 0.5  # evaluated with the report
+    assert sys.modules[f"litmodels_{tag}"].PREDICT_CALLS  # through its own predict_step
+    predicted = ginpipe.load_run(run_dir).predict(split="test")
+    assert len(predicted) == len(_predictions(run_dir))
 
 
 def test_a_resumed_lightning_module_ends_as_an_uninterrupted_one(lit_project, cli):

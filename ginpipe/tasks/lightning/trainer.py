@@ -53,8 +53,8 @@ def is_trainer_arg_bound(argument: str) -> bool:
 def build_trainer(run_dir: Path, callbacks: list[Callback], loggers: list[Logger]) -> pl.Trainer:
     """The gin-configured Trainer, given only the arguments fit owns.
 
-    The progress bar is on only when stdout is a terminal (a log file fills with redraws
-    otherwise), unless the config binds ``Trainer.enable_progress_bar``.
+    The progress bar is on only in a terminal or a notebook (a log file fills with
+    redraws otherwise), unless the config binds ``Trainer.enable_progress_bar``.
     """
     owned: dict[str, Any] = {
         "default_root_dir": str(run_dir),
@@ -63,8 +63,14 @@ def build_trainer(run_dir: Path, callbacks: list[Callback], loggers: list[Logger
         "plugins": [AtomicCheckpointIO()],
     }
     if not is_trainer_arg_bound("enable_progress_bar"):
-        owned["enable_progress_bar"] = sys.stdout.isatty()
+        owned["enable_progress_bar"] = sys.stdout.isatty() or in_notebook()
     return configured(pl.Trainer)(**owned)
+
+
+def in_notebook() -> bool:
+    """A Jupyter kernel: its output cell redraws a progress bar (Lightning's bar uses
+    tqdm's notebook widget when ipywidgets is installed)."""
+    return "ipykernel" in sys.modules
 
 
 def checkpoint_callbacks(

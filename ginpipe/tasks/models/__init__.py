@@ -69,3 +69,16 @@ def build_model(record: Mapping[str, Any]) -> nn.Module:
             f"{first_line[0].strip()}"
         ) from error
     return network.eval()
+
+
+def logits(network: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Class scores for a batch of inputs: ``forward(x)``, or for a LightningModule that
+    defines its own ``predict_step``, ``predict_step(x, 0)`` (it receives the inputs only:
+    prediction has no labels)."""
+    import pytorch_lightning as pl
+
+    if isinstance(network, pl.LightningModule) and (
+        type(network).predict_step is not pl.LightningModule.predict_step
+    ):
+        return network.predict_step(x, 0)
+    return network(x)
