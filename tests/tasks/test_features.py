@@ -60,6 +60,10 @@ def assert_same(restored: Any, original: Any) -> None:
         np.testing.assert_array_equal(restored, original)
     elif isinstance(original, pd.DataFrame):
         pd.testing.assert_frame_equal(restored, original)
+    elif isinstance(original, (list, tuple)):  # e.g. the fitted transforms of `preprocessing`
+        assert type(restored) is type(original) and len(restored) == len(original)
+        for restored_item, original_item in zip(restored, original, strict=True):
+            assert_same(restored_item, original_item)
     else:
         assert restored == original
 
