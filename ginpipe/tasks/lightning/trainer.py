@@ -12,7 +12,13 @@ from pytorch_lightning.callbacks import Callback, ModelCheckpoint, OnExceptionCh
 from pytorch_lightning.loggers import Logger
 
 from ginpipe import ConfigError, bound_value, configured, is_bound
-from ginpipe.tasks.lightning.checkpoints import LAST_NAME, ON_EXCEPTION_NAME, AtomicCheckpointIO
+from ginpipe.tasks.lightning.checkpoints import (
+    LAST_NAME,
+    ON_EXCEPTION_NAME,
+    AtomicCheckpointIO,
+    RunModelCheckpoint,
+)
+from ginpipe.tasks.lightning.quiet import silence_unactionable
 
 # Trainer arguments that fit decides; a binding would be silently overridden, so it is refused.
 TRAINER_ARGS_OWNED_BY_FIT = {
@@ -59,7 +65,23 @@ def build_trainer(run_dir: Path, callbacks: list[Callback], loggers: list[Logger
     }
     if not is_trainer_arg_bound("enable_progress_bar"):
         owned["enable_progress_bar"] = sys.stdout.isatty()
+    silence_unactionable()
     return configured(pl.Trainer)(**owned)
+
+
+def fit_logging_interval(trainer: pl.Trainer, loader_batches: int) -> None:
+    """Log train metrics at least once per epoch: with fewer batches than
+    ``log_every_n_steps`` (default 50), Lightning logs none and warns. A bound
+    ``Trainer.log_every_n_steps`` is left as the user set it."""
+    if is_trainer_arg_bound("log_every_n_steps"):
+        return
+    limit = trainer.limit_train_batches
+    batches = loader_batches
+    if isinstance(limit, int):
+        batches = min(batches, limit)
+    elif isinstance(limit, float) and limit < 1.0:
+        batches = int(batches * limit)
+    trainer.log_every_n_steps = max(1, min(trainer.log_every_n_steps, batches))
 
 
 def checkpoint_callbacks(
@@ -81,7 +103,7 @@ def checkpoint_callbacks(
     lets two callbacks share ``last.ckpt`` (otherwise one writes ``last-v1.ckpt``) and a
     resumed run overwrite its own files.
     """
-    best = ModelCheckpoint(
+    best = RunModelCheckpoint(
         dirpath=checkpoint_dir,
         filename="best-{epoch}-{step}",
         monitor=monitor,
@@ -103,7 +125,7 @@ def last_checkpoint(
     checkpoint_dir: Path, every_n_train_steps: int | None = None
 ) -> ModelCheckpoint:
     """Writes ``last.ckpt`` every epoch, or every N training steps."""
-    return ModelCheckpoint(
+    return RunModelCheckpoint(
         dirpath=checkpoint_dir,
         filename=LAST_NAME,
         monitor=None,
