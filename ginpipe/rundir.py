@@ -77,7 +77,7 @@ def read_text_file(path: Path) -> str:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
         raise DamagedRunError(
-            f"run file {path} is damaged (not UTF-8 text at byte {error.start}); "
+            f"{path} is damaged (not UTF-8 text at byte {error.start}); "
             "restore it, or start another --name"
         ) from None
     except OSError as error:
