@@ -134,8 +134,8 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for a damaged file
         raise CheckpointError(
-            f"checkpoint {path} is truncated, corrupt or not a checkpoint "
-            f"({_load_failure(error)}); move it aside to start training over"
+            f"checkpoint {path} is truncated or corrupt ({_load_failure(error)}); "
+            "move it aside to start training over"
         ) from error
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
         raise CheckpointError(f"{path} is not a Lightning checkpoint (it has no state_dict)")
@@ -150,7 +150,7 @@ def _load_failure(error: Exception) -> str:
     text = (str(error).strip().splitlines() or [""])[0]
     if not text or "weights_only" in str(error) or "pickle" in text.lower():
         return type(error).__name__
-    return text[:200]
+    return text.split(". ")[0][:120]  # torch appends paragraphs of advice
 
 
 def check_checkpoint_fits(path: Path, module: nn.Module) -> dict[str, Any]:
