@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import assert_one_line_error, snapshot
+from harden_helpers import assert_one_line_error, snapshot
 
 REPO = Path(__file__).resolve().parents[2]
 FAST = [str(REPO / "configs" / n) for n in ("base.gin", "models/resnet.gin", "debug/fast.gin")]

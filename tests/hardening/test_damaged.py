@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import assert_one_line_error
+from harden_helpers import assert_one_line_error
 
 from ginpipe.store import ArtifactStore
 

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import assert_one_line_error
+from harden_helpers import assert_one_line_error
 
 from ginpipe.errors import CheckpointError
 
