@@ -35,16 +35,15 @@ def test_a_run_prints_no_unactionable_noise(tmp_path: Path) -> None:
     assert any(row.get("train_loss") for row in rows)  # 3 batches still log train metrics
 
 
-def test_a_bound_logging_interval_is_kept() -> None:
-    import gin
+def test_a_bound_logging_interval_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
     from pytorch_lightning import Trainer
 
-    from ginpipe.tasks.lightning.trainer import fit_logging_interval
+    from ginpipe.tasks.lightning import trainer as trainer_module
 
     trainer = Trainer(logger=False, enable_checkpointing=False, limit_train_batches=3)
-    fit_logging_interval(trainer, 100)
+    trainer_module.fit_logging_interval(trainer, 100)
     assert trainer.log_every_n_steps == 3
-    gin.parse_config("pytorch_lightning.Trainer.log_every_n_steps = 50")
-    trainer.log_every_n_steps = 50
-    fit_logging_interval(trainer, 100)
+    monkeypatch.setattr(trainer_module, "is_trainer_arg_bound", lambda name: True)
+    trainer.log_every_n_steps = 50  # as if the config bound it
+    trainer_module.fit_logging_interval(trainer, 100)
     assert trainer.log_every_n_steps == 50

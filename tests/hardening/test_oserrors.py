@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from harden_helpers import assert_one_line_error, remount
+from harden_helpers import assert_one_line_error, remount, tmpfs_fixture  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[2]
 FAST = [str(REPO / "configs" / n) for n in ("base.gin", "models/resnet.gin", "debug/fast.gin")]
