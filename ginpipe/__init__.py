@@ -21,6 +21,8 @@ _EXPORTS = {
     "ConfigError": "ginpipe.errors",
     "DataError": "ginpipe.errors",
     "CheckpointError": "ginpipe.errors",
+    "Interrupted": "ginpipe.errors",
+    "path_error": "ginpipe.oserrors",
     "atomic_path": "ginpipe.atomic",
     "atomic_write_bytes": "ginpipe.atomic",
     "atomic_write_json": "ginpipe.atomic",

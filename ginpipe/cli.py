@@ -89,6 +89,14 @@ def _guarded(verbose: bool, fn: Callable[[], T]) -> T:
             traceback.print_exception(e.cause)
         typer.echo(f"error: {e} (details in run.json; -v for the traceback)", err=True)
         raise typer.Exit(e.exit_code) from None
+    except OSError as e:  # a full disk, a read-only mount...: one line, exit code by kind
+        from ginpipe.oserrors import path_error
+
+        if verbose:
+            traceback.print_exc()
+        error = path_error(e)
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(error.exit_code) from None
 
 
 def _setup_logging(verbose: bool) -> None:

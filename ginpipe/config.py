@@ -218,12 +218,15 @@ def _bind_run_macro_placeholders(sources: Sequence[Source]) -> None:
             ginapi.bind_macro(name, f"<{name}>")
 
 
-def bind_run_macros(run_dir: Path) -> None:
-    """The real values of the run macros a config uses (see above)."""
+def bind_run_macros(run_dir: Path) -> bool:
+    """The real values of the run macros a config uses (see above); True if it uses any."""
     values = {"RUN_DIR": str(run_dir), "RUN_NAME": run_dir.name, "PROJECT": run_dir.parent.name}
+    bound = False
     for name, value in values.items():
-        if ginapi.macro_value(name) == f"<{name}>":
+        if ginapi.macro_value(name) in (f"<{name}>", value):
             ginapi.bind_macro(name, value)
+            bound = True
+    return bound
 
 
 def _replaced(sources: Sequence[Source]) -> set[int]:

@@ -10,6 +10,9 @@ EXIT_OK = 0
 EXIT_TASK_FAILED = 1
 EXIT_USAGE = 2
 EXIT_LOCKED = 3
+EXIT_NO_SPACE = 4  # ENOSPC, EDQUOT, EFBIG: free space, then resume
+EXIT_NOT_WRITABLE = 5  # EROFS, EACCES, EPERM: pick a writable --root or fix permissions
+EXIT_BAD_PATH = 6  # ENOTDIR, EEXIST, EISDIR, ENAMETOOLONG, ELOOP: a path is in the way
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 
@@ -44,6 +47,33 @@ class RunLockedError(RunDirError):
     """Another live process holds the run directory."""
 
     exit_code = EXIT_LOCKED
+
+
+class DamagedRunError(RunDirError):
+    """A run directory's own files (run.json, config.gin, resolved.gin) are unreadable."""
+
+
+class PathError(GinpipeError):
+    """The operating system refused a file operation; see ``ginpipe.oserrors``.
+
+    One subclass per kind of remedy, each with its exit code as a class attribute (gin
+    re-raises a task's error as a proxy that skips ``__init__``: only class attributes
+    survive it).
+    """
+
+    exit_code = EXIT_BAD_PATH
+
+
+class NoSpaceError(PathError):
+    """The disk (or quota, or file size limit) is full: free space, then resume."""
+
+    exit_code = EXIT_NO_SPACE
+
+
+class NotWritableError(PathError):
+    """A read-only file system or missing permission."""
+
+    exit_code = EXIT_NOT_WRITABLE
 
 
 class CheckpointError(GinpipeError):

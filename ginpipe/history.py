@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ginpipe import rundir
-from ginpipe.errors import ConfigError
+from ginpipe.errors import ConfigError, DamagedRunError, GinpipeError
 from ginpipe.gintext import GinSyntaxError, split_statements
 from ginpipe.suggest import did_you_mean
 
@@ -27,40 +27,52 @@ class RunInfo:
     path: Path
     record: dict[str, Any]
     bindings: dict[str, str]
+    damage: str | None = None  # why this run's own files cannot be read, if they cannot
 
     @property
     def status(self) -> str:
-        status = self.record.get("status", "unknown")
-        if status == "running" and not _is_locked(self.path):
+        if self.damage is not None:
+            return "damaged"
+        status = str(self.record.get("status", "unknown"))
+        if status == "running" and not rundir.is_locked(self.path):
             return "stopped"  # its process died without saying so (kill -9, power loss)
         return status
 
 
-def read_bindings(path: Path) -> dict[str, str]:
-    """``key -> value text`` of a saved resolved.gin (macros and parameters)."""
+def inspect_run(path: Path) -> RunInfo:
+    """A run as its files say; a damaged file marks the run damaged instead of raising."""
     try:
-        text = (path / rundir.RESOLVED).read_text()
-        statements = split_statements(text, str(path / rundir.RESOLVED))
-    except (OSError, GinSyntaxError):
+        record = rundir.load_run_json(path)
+        bindings = _parse_bindings(path)
+    except (GinpipeError, OSError) as error:
+        return RunInfo(path, {}, {}, damage=str(error))
+    return RunInfo(path, record, bindings)
+
+
+def read_bindings(path: Path) -> dict[str, str]:
+    """``key -> value text`` of a saved resolved.gin (macros and parameters); {} when it is
+    missing or damaged."""
+    try:
+        return _parse_bindings(path)
+    except (GinpipeError, OSError):
         return {}
+
+
+def _parse_bindings(path: Path) -> dict[str, str]:
+    file = path / rundir.RESOLVED
+    if not file.exists():
+        return {}
+    text = rundir.read_text_file(file)
+    try:
+        statements = split_statements(text, str(file))
+    except GinSyntaxError as error:
+        raise DamagedRunError(f"{file} is damaged ({error})") from None
     bindings = {}
     for stmt in statements:
         if stmt.kind == "other" and "=" in stmt.text:
             key, value = stmt.text.split("=", 1)
             bindings[key.strip()] = " ".join(value.split())
     return bindings
-
-
-def _is_locked(path: Path) -> bool:
-    lock = rundir.RunLock(rundir.RunDir(path))
-    try:
-        lock.acquire()
-    except rundir.RunLockedError:
-        return True
-    except OSError:
-        return False
-    lock.release()
-    return False
 
 
 def _value(text: str) -> Any:
@@ -101,10 +113,9 @@ def list_runs(root: Path, project: str | None = None, where: list[str] = ()) -> 
     found = []
     for project_dir in projects:
         for path in sorted(project_dir.glob(f"*/{rundir.CONFIG}")):
-            run = RunInfo(
-                path.parent, rundir.read_run_json(path.parent), read_bindings(path.parent)
-            )
-            if _matches(run, conditions):
+            run = inspect_run(path.parent)
+            # a damaged run is listed (as damaged) unless the listing selects by config
+            if (not conditions) if run.damage else _matches(run, conditions):
                 found.append(run)
     if conditions and not found:
         _check_keys_exist(projects, [key for key, _ in conditions])
@@ -128,30 +139,35 @@ def format_table(runs: list[RunInfo]) -> str:
     rows = [("RUN", "STATUS", "STARTED", "DURATION", "METRIC")]
     for run in runs:
         record = run.record
-        metric_name = record.get("main_metric", "")
-        metrics = record.get("metrics") or {}
-        metric = f"{metric_name}={metrics[metric_name]:.4f}" if metric_name in metrics else "-"
+        metric_name = str(record.get("main_metric", ""))
+        value = _metrics(record).get(metric_name)
+        metric = f"{metric_name}={value:.4f}" if isinstance(value, (int, float)) else "-"
         duration = record.get("duration_s")
         rows.append(
             (
                 f"{run.path.parent.name}/{run.path.name}",
                 run.status,
-                (record.get("started") or "-")[:19].replace("T", " "),
+                str(record.get("started") or "-")[:19].replace("T", " "),
                 f"{duration:.1f}s" if isinstance(duration, (int, float)) else "-",
                 metric,
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
-    )
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines += [f"damaged: {run.damage}" for run in runs if run.damage]
+    return "\n".join(lines)
 
 
 def diff_runs(a: Path, b: Path) -> str:
+    runs = []
     for path in (a, b):
         if not (path / rundir.CONFIG).exists():
             raise ConfigError(f"not a run directory (no {rundir.CONFIG}): {path}")
-    ba, bb = read_bindings(a), read_bindings(b)
+        run = inspect_run(path)
+        if run.damage is not None:
+            raise DamagedRunError(f"cannot diff {path}: {run.damage}")
+        runs.append(run)
+    ba, bb = runs[0].bindings, runs[1].bindings
     lines = [f"--- {a}", f"+++ {b}", "config:"]
     changed = False
     for key in sorted(set(ba) | set(bb)):
@@ -160,8 +176,8 @@ def diff_runs(a: Path, b: Path) -> str:
             lines.append(f"  {key}: {ba.get(key, '(unset)')} -> {bb.get(key, '(unset)')}")
     if not changed:
         lines.append("  (identical)")
-    ma = rundir.read_run_json(a).get("metrics") or {}
-    mb = rundir.read_run_json(b).get("metrics") or {}
+    ma = _metrics(runs[0].record)
+    mb = _metrics(runs[1].record)
     if ma or mb:
         lines.append("metrics:")
         for key in sorted(set(ma) | set(mb)):
@@ -169,6 +185,11 @@ def diff_runs(a: Path, b: Path) -> str:
             delta = f"  ({vb - va:+.4f})" if isinstance(va, float) and isinstance(vb, float) else ""
             lines.append(f"  {key}: {_fmt(va)} -> {_fmt(vb)}{delta}")
     return "\n".join(lines)
+
+
+def _metrics(record: dict[str, Any]) -> dict[str, Any]:
+    metrics = record.get("metrics")
+    return metrics if isinstance(metrics, dict) else {}
 
 
 def _fmt(value: Any) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -32,7 +34,29 @@ def setup_console(verbose: bool, rank: int = 0) -> None:
     logger.add(sys.stderr, level=level, format=_formatter(CONSOLE_FORMAT), colorize=None)
 
 
+class _LogFile:
+    """An append-only log opened without following a symbolic link (a ``run.log`` linked to
+    another file must not grow that file); loguru closes it through ``stop``."""
+
+    def __init__(self, path: Path) -> None:
+        from ginpipe.rundir import open_nofollow
+
+        fd = open_nofollow(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        self._file = os.fdopen(fd, "a", encoding="utf-8")
+
+    def write(self, message: str) -> None:
+        with contextlib.suppress(OSError):  # a full disk loses a log line, not the run
+            self._file.write(message)
+            self._file.flush()
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            self._file.close()
+
+
 def add_run_log(run_dir: Path, rank: int = 0) -> int:
     """Append to ``run.log`` (rank 0) or ``run.rank<N>.log``; returns the sink id."""
     name = "run.log" if rank == 0 else f"run.rank{rank}.log"
-    return logger.add(run_dir / name, level="DEBUG", format=_formatter(FILE_FORMAT), enqueue=False)
+    return logger.add(
+        _LogFile(run_dir / name), level="DEBUG", format=_formatter(FILE_FORMAT), enqueue=False
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import errno
 import fcntl
 import hashlib
 import json
@@ -22,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from ginpipe.atomic import TMP_PREFIX, atomic_write_bytes, atomic_write_json, atomic_write_text
-from ginpipe.errors import RunDirError, RunLockedError
+from ginpipe.errors import DamagedRunError, RunDirError, RunLockedError
 from ginpipe.events import Observer, TaskEvent
+from ginpipe.oserrors import path_error, reported
 
 CONFIG = "config.gin"
 RESOLVED = "resolved.gin"
@@ -62,22 +64,127 @@ class RunDir:
         return self.file(CONFIG).is_file()
 
     def read_json(self) -> dict[str, Any]:
-        return read_run_json(self.path)
+        """``run.json`` ({} before the first one); ``DamagedRunError`` if it is unusable."""
+        return load_run_json(self.path)
 
     def config_text(self) -> str:
-        return self.file(CONFIG).read_text()
+        return read_text_file(self.file(CONFIG))
+
+
+def read_text_file(path: Path) -> str:
+    """A run's own text file; undecodable bytes make the run damaged, not a traceback."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise DamagedRunError(
+            f"{path} is damaged (not UTF-8 text at byte {error.start}); "
+            "restore it, or start another --name"
+        ) from None
+    except OSError as error:
+        raise path_error(error, path, "read") from error
+
+
+def load_run_json(path: Path) -> dict[str, Any]:
+    """``path/run.json`` as a dict; {} if absent (killed before its first write)."""
+    file = path / RUN_JSON
+    try:
+        data = json.loads(file.read_bytes())
+    except FileNotFoundError:
+        return {}
+    except OSError as error:
+        raise path_error(error, file, "read") from error
+    except ValueError as error:
+        raise DamagedRunError(
+            f"{file} is damaged (not JSON: {error}); move it aside to continue the run"
+        ) from None
+    if not isinstance(data, dict):
+        raise DamagedRunError(
+            f"{file} is damaged (JSON {_json_kind(data)}, not an object); "
+            "move it aside to continue the run"
+        )
+    return data
+
+
+def _json_kind(data: Any) -> str:
+    return "null" if data is None else f"a {type(data).__name__}"
 
 
 def read_run_json(path: Path) -> dict[str, Any]:
+    """Lenient ``run.json`` for listings: {} when absent or damaged."""
     try:
-        return json.loads((path / RUN_JSON).read_text())
-    except (OSError, ValueError):
+        return load_run_json(path)
+    except (DamagedRunError, OSError, RunDirError):
         return {}
+
+
+def check_intact(run: RunDir) -> None:
+    """Before a resume: its config, bindings and record are readable."""
+    load_run_json(run.path)
+    for name in (CONFIG, RESOLVED):
+        if run.file(name).is_file():
+            read_text_file(run.file(name))
+
+
+def check_no_symlinks(run: RunDir) -> None:
+    """A run writes only inside its directory: a symbolic link in it would send writes (or
+    a lock's truncation) elsewhere, so it is refused before anything is written."""
+    for folder, dirs, files in os.walk(run.path, followlinks=False):
+        for name in (*dirs, *files):
+            path = Path(folder) / name
+            if path.is_symlink():
+                raise RunDirError(
+                    f"{path} is a symbolic link, which run files never follow; "
+                    "replace it with a plain file or folder (or remove it)"
+                )
+
+
+def make_run_dir(path: Path) -> None:
+    """``mkdir -p`` of a run directory, with a one-line error naming the culprit."""
+    if path.is_symlink():
+        raise RunDirError(
+            f"run directory {path} is a symbolic link; runs write only in real folders"
+        )
+    with reported(path, "create run directory"):
+        path.mkdir(parents=True, exist_ok=True)
+
+
+def open_nofollow(path: Path, flags: int, mode: int = 0o644) -> int:
+    """``os.open`` that refuses a symbolic link at ``path`` (``O_NOFOLLOW``)."""
+    try:
+        return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise RunDirError(
+                f"{path} is a symbolic link, which run files never follow; "
+                "replace it with a plain file (or remove it)"
+            ) from None
+        raise path_error(error, path, "open") from error
+
+
+def is_locked(path: Path) -> bool:
+    """Whether a live process holds ``path/.lock``, without writing anything.
+
+    Opened read-only (never created, truncated or followed through a link); a shared
+    ``flock`` probe fails while the writer holds its exclusive lock.
+    """
+    try:
+        fd = os.open(path / LOCK, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return False
 
 
 def create_unique(parent: Path, name: str) -> Path:
     """Make ``parent/name`` (or ``name-2``, ``name-3``...) atomically: never share a dir."""
-    parent.mkdir(parents=True, exist_ok=True)
+    make_run_dir(parent)
     for i in range(1, 1000):
         candidate = parent / (name if i == 1 else f"{name}-{i}")
         try:
@@ -85,6 +192,8 @@ def create_unique(parent: Path, name: str) -> Path:
             return candidate
         except FileExistsError:
             continue
+        except OSError as error:
+            raise path_error(error, candidate, "create run directory") from error
     raise RunDirError(f"cannot find a free run name like {name} in {parent}")
 
 
@@ -96,7 +205,7 @@ def check_same_config(run: RunDir, digest: str, bindings: str) -> None:
         recorded = hashlib.sha256(run.file(RESOLVED).read_bytes()).hexdigest()
     if recorded is None or recorded == digest:
         return
-    old = run.file(RESOLVED).read_text().splitlines() if run.file(RESOLVED).exists() else []
+    old = read_text_file(run.file(RESOLVED)).splitlines() if run.file(RESOLVED).exists() else []
     diff = [
         line
         for line in difflib.unified_diff(old, bindings.splitlines(), lineterm="", n=0)
@@ -111,9 +220,11 @@ def check_same_config(run: RunDir, digest: str, bindings: str) -> None:
 
 
 def write_config_files(run: RunDir, text: str, bindings: str, mods: list[str]) -> None:
-    atomic_write_text(run.file(CONFIG), text)
-    atomic_write_text(run.file(RESOLVED), bindings)
-    atomic_write_text(run.file(OVERRIDES), "".join(f"{m}\n" for m in mods))
+    for name, content in ((CONFIG, text), (RESOLVED, bindings)):
+        with reported(run.file(name), "write"):
+            atomic_write_text(run.file(name), content)
+    with reported(run.file(OVERRIDES), "write"):
+        atomic_write_text(run.file(OVERRIDES), "".join(f"{m}\n" for m in mods))
 
 
 def remove_leftovers(run: RunDir) -> list[Path]:
@@ -156,7 +267,7 @@ class RunLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = open_nofollow(self.path, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -166,9 +277,11 @@ class RunLock:
                 f"run directory {self.path.parent} is in use by {holder}; "
                 "wait for it to finish or stop it first"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since {now_iso()}".encode(), 0)
         self._fd = fd
+        holder = f"pid {os.getpid()} on {socket.gethostname()} since {now_iso()}".encode()
+        with contextlib.suppress(OSError):  # who holds it is a courtesy; a full disk is not fatal
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, holder, 0)
 
     def release(self) -> None:
         if self._fd is not None:
@@ -207,7 +320,14 @@ class RunRecord(Observer):
         self._t0 = time.monotonic()
 
     def save(self) -> None:
-        atomic_write_json(self.run.file(RUN_JSON), self.data)
+        """Atomically; on a full disk, in place as a last resort (the old record's blocks
+        are reused), so that ``run.json`` still tells how the run ended."""
+        path = self.run.file(RUN_JSON)
+        try:
+            atomic_write_json(path, self.data)
+        except OSError as error:
+            if error.errno not in (errno.ENOSPC, errno.EDQUOT) or not _overwrite(path, self.data):
+                raise path_error(error, path, "write") from error
 
     def on_run_start(self, run: dict[str, Any]) -> None:
         self.data.update(status="running", started=now_iso(), ended=None, error=None, tasks=[])
@@ -255,3 +375,21 @@ class RunRecord(Observer):
             }
         )
         self.save()
+
+
+def _overwrite(path: Path, data: dict[str, Any]) -> bool:
+    """Rewrite ``path`` in place (no temp file); True if it worked."""
+    text = (json.dumps(data, indent=2, default=str) + "\n").encode()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        os.pwrite(fd, text, 0)
+        os.ftruncate(fd, len(text))
+        os.fsync(fd)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return True

@@ -25,6 +25,7 @@ from ginpipe.config import MOD_SOURCE, Composition, bind_run_macros, compose, co
 from ginpipe.errors import EXIT_OK, ConfigError, GinpipeError, Interrupted, TaskFailed
 from ginpipe.events import Events, check_observer
 from ginpipe.log import add_run_log
+from ginpipe.oserrors import check_component, path_error
 from ginpipe.pipeline import (
     Pipeline,
     Step,
@@ -79,6 +80,7 @@ def prepare(request: RunRequest) -> Prepared:
         run = rundir.RunDir(request.resume)
         if not run.exists():
             raise ConfigError(f"not a run directory (no {rundir.CONFIG}): {request.resume}")
+        rundir.check_intact(run)
         composition = compose_text(run.config_text(), str(run.file(rundir.CONFIG)), request.mods)
     else:
         composition = compose(request.files, request.mods)
@@ -128,11 +130,12 @@ def run_path(request: RunRequest, composition: Composition, ranks: distributed.R
     inherited = distributed.inherited_run_dir(ranks)
     if inherited is not None:
         return inherited
+    if request.project is not None:
+        check_component(request.project, "--project")
     project_dir = request.root / (request.project or default_project())
     name = request.name or distributed.scheduler_run_name() or distributed.launcher_run_name()
     if name:
-        if "/" in name or name in (".", ".."):
-            raise ConfigError(f"--name must be a plain directory name, got {name!r}")
+        check_component(name, "--name")
         return project_dir / name
     if request.dry_run:
         return project_dir / rundir.generated_name(composition.digest)
@@ -181,9 +184,11 @@ def _stop_waiting_ranks(ranks: distributed.Ranks, reason: str) -> None:
 
 def _execute(request: RunRequest, ranks: distributed.Ranks) -> RunOutcome:
     prepared = prepare(request)
-    path = run_path(request, prepared.composition, ranks)
-    bind_run_macros(path.resolve())
-    store = ArtifactStore(path.parent.parent / CACHE_DIR)
+    # The cache is always ROOT/.cache; the plan is checked before a run directory exists,
+    # so a refused request leaves nothing behind.
+    root = request.resume.parent.parent if request.resume is not None else request.root
+    store = ArtifactStore(root / CACHE_DIR)
+    store.check_usable()
     steps = plan(
         prepared.steps,
         store,
@@ -191,6 +196,15 @@ def _execute(request: RunRequest, ranks: distributed.Ranks) -> RunOutcome:
         use_cache=request.use_cache,
         is_main=ranks.is_main,
     )
+    path = run_path(request, prepared.composition, ranks)
+    if bind_run_macros(path.resolve()):  # keys of tasks that use %RUN_DIR depend on it
+        steps = plan(
+            prepared.steps,
+            store,
+            rerun=request.rerun,
+            use_cache=request.use_cache,
+            is_main=ranks.is_main,
+        )
     run = rundir.RunDir(path)
     if ranks.is_main and run.exists():
         continuation.check_pinned_inputs(run, steps, prepared.composition.bindings, request.mods)
@@ -202,7 +216,8 @@ def _execute(request: RunRequest, ranks: distributed.Ranks) -> RunOutcome:
         return RunOutcome(EXIT_OK, path)
     lock = rundir.RunLock(run) if ranks.is_main else None
     if ranks.is_main:
-        path.mkdir(parents=True, exist_ok=True)
+        rundir.make_run_dir(path)
+        rundir.check_no_symlinks(run)
         lock.acquire()
     previous = rundir.read_config_files(run) if request.resume and ranks.is_main else None
     try:
@@ -275,6 +290,10 @@ def _run_pipeline(
     except (TaskFailed, GinpipeError) as e:
         outcome = {"status": "failed", "exit_code": e.exit_code, "error": str(e)}
         raise
+    except OSError as e:
+        error = path_error(e)
+        outcome = {"status": "failed", "exit_code": error.exit_code, "error": str(error)}
+        raise error from e
     finally:
         if record is not None:
             world = distributed.trained_world(ranks)

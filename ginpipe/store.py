@@ -33,6 +33,7 @@ from typing import Any
 from ginpipe import codecs
 from ginpipe.atomic import TMP_PREFIX, UMASK, atomic_write_json, fsync_dir, is_temp
 from ginpipe.errors import GinpipeError
+from ginpipe.oserrors import path_error, reported
 
 CACHE_DIR = ".cache"  # ROOT/.cache: one store shared by every project of a root
 
@@ -97,10 +98,25 @@ class ArtifactStore:
         committed this key, its entry is kept and this one discarded.
         """
         final = self._entry_dir(key)
+        pickle_names = set(pickle_ok)
         existing = self._read_manifest(final, key)
         if existing is not None:
-            return self._reused(key, final, existing)
-        pickle_names = set(pickle_ok)
+            if self._loadable(final, existing, pickle_names):
+                return self._reused(key, final, existing)
+            # e.g. it records pickle this task does not allow: it would fail every run
+            self._discard_if_same(key, existing["nonce"])
+        with reported(self.root, "write the cache entry in"):
+            return self._save_new(key, final, outputs, task, meta, pickle_names)
+
+    def _save_new(
+        self,
+        key: str,
+        final: Path,
+        outputs: dict[str, Any],
+        task: str,
+        meta: dict[str, Any] | None,
+        pickle_names: set[str],
+    ) -> SaveResult:
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{key[:12]}-", dir=self.root))
         os.chmod(tmp, 0o777 & ~UMASK)  # mkdtemp makes 0700; a cache is shared by runs
@@ -190,13 +206,33 @@ class ArtifactStore:
         try:
             _check_files(path, output)
             value = codecs.decode(output["record"], path, allow_pickle=allow_pickle)
-        except (codecs.PickleNotAllowed, ImportError, MemoryError):
-            raise
         except Exception as error:
+            # Whatever the reason (damage, a pickle the task does not allow, a codec that
+            # cannot be imported), an entry that cannot be loaded is a miss: it is removed
+            # so the task runs again and stores a fresh one.
             self._discard_if_same(key, manifest["nonce"])
             raise CorruptArtifact(f"artifact {key[:12]} output {name!r}: {error}") from error
         _touch(path)
         return value
+
+    def check_usable(self) -> None:
+        """Fail before any work if ``root`` cannot hold a cache (e.g. a file is there)."""
+        for path in (self.root, self.objects):
+            if path.exists() and not path.is_dir():
+                raise path_error(OSError(errno.ENOTDIR, "Not a directory"), path, "use cache")
+            if path.is_symlink():
+                raise path_error(OSError(errno.ELOOP, "symlink"), path, "use cache")
+
+    def _loadable(self, path: Path, manifest: dict[str, Any], pickle_names: set[str]) -> bool:
+        """Every stored output passes its checksums and needs no pickle it may not use."""
+        try:
+            for name, output in manifest["outputs"].items():
+                if name not in pickle_names and codecs.needs_pickle(output["record"]):
+                    return False
+                _check_files(path, output)
+        except (CorruptArtifact, OSError, KeyError, TypeError, AttributeError):
+            return False
+        return True
 
     def verify(self, key: str) -> bool:
         """True if the entry exists and every file matches its checksum."""

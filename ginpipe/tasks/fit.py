@@ -43,9 +43,11 @@ from ginpipe.tasks.lightning.trainer import (
     build_trainer,
     checkpoint_callbacks,
     extra_loggers,
+    fit_logging_interval,
     refuse_spawned_ranks,
     refuse_trainer_args_owned_by_fit,
 )
+from ginpipe.tasks.lightning.workers import ignore_stop_signals, training_errors, worker_context
 from ginpipe.tasks.models import factory_name, model_record
 
 CHECKPOINT_DIR = "checkpoints"
@@ -213,12 +215,14 @@ def fit(
     loader_options = {
         "batch_size": batch_size,
         "num_workers": num_workers,
-        "multiprocessing_context": multiprocessing_context if num_workers > 0 else None,
+        "multiprocessing_context": worker_context(multiprocessing_context) if num_workers else None,
         "persistent_workers": num_workers > 0,
+        "worker_init_fn": ignore_stop_signals,  # Ctrl-C/SIGTERM are the main process's job
     }
     train_sampler = epoch_shuffling_sampler(train_set, seed, trainer)
     train_loader = seeded_loader(train_set, seed, sampler=train_sampler, **loader_options)
     val_loader = seeded_loader(val_set, seed, shuffle=False, **loader_options)
+    fit_logging_interval(trainer, len(train_loader))
 
     resume_from = find_resume_checkpoint(checkpoint_dir)
     first_step = 0
@@ -226,7 +230,7 @@ def fit(
         first_step = prepare_resume(resume_from, module, train_sampler)
     # Rows of the steps about to run (again) go; without a checkpoint that is all of them.
     csv_logger.experiment.forget_rows_from(first_step)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), training_errors():
         # Given an OnExceptionCheckpoint, Lightning turns ckpt_path=None into "last" and
         # warns that it does; fit has already chosen (and checked) the checkpoint.
         warnings.filterwarnings("ignore", message=r"`?\.fit\(ckpt_path=")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import errno
 import functools
 import pickle
 import shutil
@@ -15,7 +16,7 @@ import torch
 from pytorch_lightning.loggers import CSVLogger
 
 from ginpipe import names
-from ginpipe.errors import CheckpointError, ConfigError
+from ginpipe.errors import CheckpointError, ConfigError, NoSpaceError
 from ginpipe.state import RunContext, State, TaskView
 from ginpipe.tasks.fit import fit
 from ginpipe.tasks.lightning.checkpoints import AtomicCheckpointIO
@@ -213,11 +214,11 @@ def test_atomic_checkpoint_io_never_leaves_a_partial_file(tmp_path, monkeypatch)
     io.save_checkpoint({"step": torch.tensor(1)}, path)
 
     def write_half_then_fail(obj, target):
-        Path(target).write_bytes(b"half a checkpoint")
-        raise OSError("disk full")
+        target.write(b"half a checkpoint")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(torch, "save", write_half_then_fail)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(NoSpaceError, match=f"cannot write checkpoint {path}: no space left"):
         io.save_checkpoint({"step": torch.tensor(2)}, path)
 
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]

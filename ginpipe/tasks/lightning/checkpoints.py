@@ -16,7 +16,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 from torch import nn
 
-from ginpipe import CheckpointError, atomic_path
+from ginpipe import CheckpointError, atomic_path, path_error
 
 LAST_NAME = "last"
 ON_EXCEPTION_NAME = "on_exception"
@@ -36,8 +36,16 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     ) -> None:
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options")
-        with atomic_path(path) as tmp:
-            torch.save(checkpoint, tmp)
+        try:
+            with atomic_path(path) as tmp, open(tmp, "wb") as file:
+                # Through our own file object: on a failed write it is closed (and its
+                # space freed) right away, and the OSError stays in the chain.
+                torch.save(checkpoint, file)
+        except Exception as error:
+            cause = _os_error_in(error)
+            if cause is None:
+                raise
+            raise path_error(cause, path, "write checkpoint") from error
 
     def load_checkpoint(
         self,
@@ -46,6 +54,26 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         weights_only: bool | None = None,
     ) -> dict[str, Any]:
         return super().load_checkpoint(path, map_location, weights_only is not False)
+
+
+def _os_error_in(error: BaseException) -> OSError | None:
+    """The ``OSError`` behind ``error`` (torch reports a failed write as a RuntimeError)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, OSError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def contained(path: str | Path | None, directory: Path) -> Path | None:
+    """``path`` if it lies inside ``directory`` (after resolving), else None."""
+    if not path:
+        return None
+    resolved = Path(path).resolve()
+    return resolved if resolved.is_relative_to(directory.resolve()) else None
 
 
 def find_resume_checkpoint(directory: Path) -> Path | None:
@@ -111,13 +139,24 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for a damaged file
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise CheckpointError(
-            f"checkpoint {path} is truncated or corrupt ({reason}); delete it to start over"
+            f"checkpoint {path} is truncated or corrupt ({_load_failure(error)}); "
+            "move it aside to start training over"
         ) from error
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
         raise CheckpointError(f"{path} is not a Lightning checkpoint (it has no state_dict)")
     return checkpoint
+
+
+def _load_failure(error: Exception) -> str:
+    """A short reason. torch's own text for a file that is not a safe checkpoint suggests
+    ``weights_only=False``, which would run whatever code the file holds: never repeat it."""
+    if isinstance(error, OSError):
+        return error.strerror or type(error).__name__
+    text = (str(error).strip().splitlines() or [""])[0]
+    if not text or "weights_only" in str(error) or "pickle" in text.lower():
+        return type(error).__name__
+    return text.split(". ")[0][:120]  # torch appends paragraphs of advice
 
 
 def check_checkpoint_fits(path: Path, module: nn.Module) -> dict[str, Any]:

@@ -17,10 +17,39 @@ from pathlib import Path
 from typing import Any
 
 from lightning_fabric.loggers.logger import rank_zero_experiment
+from loguru import logger
 from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 
 from ginpipe import atomic_write_text
+
+
+class DamagedLogError(ValueError):
+    """``metrics.csv`` cannot be read back as rows of numbers."""
+
+
+def read_metrics_rows(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """The rows (empty cells dropped) and columns of a ``metrics.csv`` this logger wrote.
+
+    Every row needs a numeric ``step``: it is what a resume cuts the log at.
+    """
+    try:
+        with open(path, newline="", encoding="utf-8") as file:
+            reader = csv.DictReader(file)
+            rows = [{k: v for k, v in row.items() if v not in ("", None)} for row in reader]
+            keys = list(reader.fieldnames or [])
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise DamagedLogError(f"log {path} is damaged ({error})") from None
+    for number, row in enumerate(rows, start=2):
+        if None in row or any(not isinstance(k, str) for k in row):
+            raise DamagedLogError(f"log {path} is damaged (line {number} has extra cells)")
+        try:
+            float(row.get("step", 0))
+        except (TypeError, ValueError):
+            raise DamagedLogError(
+                f"log {path} is damaged (line {number}: step {row.get('step')!r} is not a number)"
+            ) from None
+    return rows, keys
 
 
 class ContinuingExperimentWriter(ExperimentWriter):
@@ -29,11 +58,17 @@ class ContinuingExperimentWriter(ExperimentWriter):
     def _check_log_dir_exists(self) -> None:
         # Called by the base constructor, where Lightning deletes the old metrics file.
         self.rows: list[dict[str, Any]] = []
-        if os.path.isfile(self.metrics_file_path):
-            with open(self.metrics_file_path, newline="") as file:
-                reader = csv.DictReader(file)
-                self.rows = [{k: v for k, v in row.items() if v != ""} for row in reader]
-                self.metrics_keys = list(reader.fieldnames or [])
+        if not os.path.isfile(self.metrics_file_path):
+            return
+        try:
+            self.rows, self.metrics_keys = read_metrics_rows(Path(self.metrics_file_path))
+        except DamagedLogError as error:
+            # The log is a record, not state training needs: keep the bad file for a look
+            # and continue with a fresh log, saying so in one line.
+            aside = Path(self.metrics_file_path).with_suffix(".damaged.csv")
+            os.replace(self.metrics_file_path, aside)
+            logger.warning(f"{error}; moved it to {aside} and started a new log")
+            self.rows, self.metrics_keys = [], []
 
     def forget_rows_from(self, global_step: int) -> None:
         """Drop rows of training steps ``global_step`` and later: a run resuming from a

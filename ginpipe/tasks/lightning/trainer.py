@@ -18,6 +18,7 @@ from ginpipe.tasks.lightning.checkpoints import (
     AtomicCheckpointIO,
     RelocatableModelCheckpoint,
 )
+from ginpipe.tasks.lightning.quiet import silence_unactionable
 
 # Trainer arguments that fit decides; a binding would be silently overridden, so it is refused.
 TRAINER_ARGS_OWNED_BY_FIT = {
@@ -64,6 +65,7 @@ def build_trainer(run_dir: Path, callbacks: list[Callback], loggers: list[Logger
     }
     if not is_trainer_arg_bound("enable_progress_bar"):
         owned["enable_progress_bar"] = sys.stdout.isatty() or in_notebook()
+    silence_unactionable()
     return configured(pl.Trainer)(**owned)
 
 
@@ -71,6 +73,21 @@ def in_notebook() -> bool:
     """A Jupyter kernel: its output cell redraws a progress bar (Lightning's bar uses
     tqdm's notebook widget when ipywidgets is installed)."""
     return "ipykernel" in sys.modules
+
+
+def fit_logging_interval(trainer: pl.Trainer, loader_batches: int) -> None:
+    """Log train metrics at least once per epoch: with fewer batches than
+    ``log_every_n_steps`` (default 50), Lightning logs none and warns. A bound
+    ``Trainer.log_every_n_steps`` is left as the user set it."""
+    if is_trainer_arg_bound("log_every_n_steps"):
+        return
+    limit = trainer.limit_train_batches
+    batches = loader_batches
+    if isinstance(limit, int):
+        batches = min(batches, limit)
+    elif isinstance(limit, float) and limit < 1.0:
+        batches = int(batches * limit)
+    trainer.log_every_n_steps = max(1, min(trainer.log_every_n_steps, batches))
 
 
 def checkpoint_callbacks(
