@@ -59,7 +59,10 @@ def test_read_only_root_for_run_and_resume(toy_project, cli, tmpfs) -> None:
     result = cli("run", "base.gin", "--root", root, "--name", "new")
     assert result.exit_code == 5
     assert_one_line_error(result.output, str(root), "read-only")
-    result = cli("resume", root / "proj" / "done")
+    # A completed run resumed as it is needs no write: it is left alone, read-only or not.
+    assert cli("resume", root / "proj" / "done").exit_code == 0
+    # Recomputing a task does need writes.
+    result = cli("resume", root / "proj" / "done", "--rerun", "add_up")
     assert result.exit_code == 5
     assert_one_line_error(result.output, str(root / "proj" / "done"), "read-only")
 
