@@ -150,11 +150,31 @@ def is_complete(run: rundir.RunDir, digest: str) -> bool:
     return record.get("status") == "completed" and record.get("config_digest") == digest
 
 
-def write_operative(run: rundir.RunDir, text: str) -> None:
-    """Write ``operative.gin``, keeping earlier sections this attempt did not produce."""
+def write_operative(
+    run: rundir.RunDir, text: str, unused: dict[str, set[str]] | None = None
+) -> None:
+    """Write ``operative.gin``, keeping earlier sections this attempt did not produce and
+    leaving out the parameters tasks said they did not use."""
     path = run.file(rundir.OPERATIVE)
     previous = path.read_text() if path.is_file() else ""
-    atomic_write_text(path, merge_operative(previous, text))
+    atomic_write_text(path, drop_unused(merge_operative(previous, text), unused or {}))
+
+
+def drop_unused(text: str, unused: dict[str, set[str]]) -> str:
+    """Remove ``task.parameter = ...`` bindings, with their indented continuation lines."""
+    if not unused:
+        return text
+    kept: list[str] = []
+    skipping = False
+    for line in text.splitlines():
+        if skipping and line[:1].isspace():
+            continue
+        key = line.split("=", 1)[0].strip() if not line.startswith("#") else ""
+        configurable, _, parameter = key.rpartition(".")
+        skipping = parameter in unused.get(configurable.rpartition(".")[2], ())
+        if not skipping:
+            kept.append(line)
+    return "\n".join(kept) + "\n"
 
 
 def merge_operative(previous: str, current: str) -> str:

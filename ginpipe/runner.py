@@ -280,7 +280,7 @@ def _run_pipeline(
         metrics = _report(state, prepared.settings["report_key"])
         outcome = {"status": "completed", "exit_code": EXIT_OK, "metrics": metrics}
         if ranks.is_main:
-            continuation.write_operative(run, ginapi.operative_text())
+            continuation.write_operative(run, ginapi.operative_text(), state.unused)
             _summary(run, metrics, prepared.settings["main_metric"])
         return EXIT_OK
     except Interrupted as e:

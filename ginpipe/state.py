@@ -38,6 +38,8 @@ class State(Mapping[str, Any]):
         self.run = run
         self._values: dict[str, Any] = {}
         self._loaders: dict[str, Callable[[], Any]] = {}
+        # task name -> parameters the task said it did not use (see TaskView.not_used)
+        self.unused: dict[str, set[str]] = {}
 
     def __getitem__(self, key: str) -> Any:
         if key not in self._values and key in self._loaders:
@@ -93,6 +95,12 @@ class TaskView(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
+
+    def not_used(self, *parameters: str) -> None:
+        """Say that these parameters of the task took no part in this call (e.g. ``fit``'s
+        optimizer when the model is a LightningModule): ``operative.gin`` leaves them out,
+        so it records only what was really used."""
+        self._state.unused.setdefault(self._task, set()).update(parameters)
 
     def __setitem__(self, key: str, value: Any) -> None:
         raise UndeclaredKeyError(

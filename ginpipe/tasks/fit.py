@@ -192,6 +192,7 @@ def fit(
     if is_lightning_module(model):
         # Trained as itself: its own steps, optimizers, schedulers and logged metrics.
         module = model(**model_kwargs)
+        state.not_used(*CLASSIFIER_ONLY)
     else:
         module = Classifier(
             model(**{**model_kwargs, "input_shape": tuple(input_shape)}),

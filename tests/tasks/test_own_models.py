@@ -119,6 +119,9 @@ def test_a_lightning_module_is_trained_as_itself(lit_project, cli):
     assert group["lr"] == 0.05 and group["momentum"] == 0.9  # its own SGD
     assert project.run_json("lit")["metrics"]["accuracy"] > 0.5  # evaluated with the report
     assert sys.modules[f"litmodels_{tag}"].PREDICT_CALLS  # through its own predict_step
+    operative = (run_dir / "operative.gin").read_text()
+    assert "LitNet.lr = 0.05" in operative and "fit.monitor = 'my_val_loss'" in operative
+    assert "fit.scheduler" not in operative and "fit.loss" not in operative  # not used
     predicted = ginpipe.load_run(run_dir).predict(split="test")
     assert len(predicted) == len(_predictions(run_dir))
 

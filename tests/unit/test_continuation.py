@@ -126,3 +126,17 @@ def test_operative_keeps_sections_of_configurables_a_later_attempt_did_not_call(
     assert "Trainer.max_epochs = 4" in merged and "evaluate.batch_size = 8" in merged
     assert merged.splitlines()[:3] == ["import a.evaluate", "import a.fit", "import a.load"]
     assert continuation.merge_operative("", LATER).count("# Parameters for") == 2
+
+
+def test_parameters_a_task_did_not_use_are_left_out_of_operative_gin():
+    from ginpipe.continuation import drop_unused
+
+    text = (
+        "# Parameters for fit:\nfit.batch_size = 64\nfit.optimizer = \\\n    @AdamW\n"
+        "fit.scheduler = None\n\n# Parameters for other:\nother.scheduler = 1\n"
+    )
+    kept = drop_unused(text, {"fit": {"optimizer", "scheduler"}})
+    assert kept == (
+        "# Parameters for fit:\nfit.batch_size = 64\n\n# Parameters for other:\n"
+        "other.scheduler = 1\n"
+    )
