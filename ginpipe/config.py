@@ -47,6 +47,7 @@ MOD_SOURCE = "--mod"
 RUN_MACROS = ("RUN_DIR", "RUN_NAME", "PROJECT")
 _MOD_RE = re.compile(r"^\s*(?P<key>[A-Za-z_][\w./]*)\s*(?P<op>\+?=)(?P<value>.*)$", re.DOTALL)
 _BARE_WORD_RE = re.compile(r"^[A-Za-z_][\w-]*$")
+_MACRO_USE_RE = re.compile(r"%([A-Za-z_][\w./]*)")
 
 
 @dataclass(frozen=True)
@@ -298,6 +299,10 @@ def _check_unused_macros(sources: Sequence[Source], replaced: set[int]) -> None:
     ``--mod`` that sets such a macro changes nothing, and is refused.
     """
     used = ginapi.referenced_macros()
+    users_of: dict[str, list[Source]] = {}
+    for source in sources:
+        for name in set(_MACRO_USE_RE.findall(source.statement.text)):
+            users_of.setdefault(name, []).append(source)
     for index, source in enumerate(sources):
         stmt = source.statement
         name = stmt.target
@@ -305,14 +310,14 @@ def _check_unused_macros(sources: Sequence[Source], replaced: set[int]) -> None:
             continue
         if index in replaced:
             continue
-        users = [s for s in sources if re.search(rf"%{re.escape(name)}\b", s.statement.text)]
+        users = users_of.get(name, [])
         from_mod = source.origin.startswith(MOD_SOURCE)
         if users and not from_mod:
             continue  # the file's own binding that used it was replaced later
         hint = did_you_mean(name, sorted(used))
         if users:
             user = users[-1]
-            later = [s for s in sources if s.statement.target == user.statement.target]
+            later = [s for s in sources if s.statement.target == user.statement.target]  # once
             hint += f"; {user.statement.target} is set by {later[-1].where} instead"
         raise ConfigError(f"{source.where}: macro {name} is used by no binding{hint}")
 

@@ -9,6 +9,7 @@ upgrade touches one file. docs/gin-notes.md explains each trap worked around her
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import gin
@@ -236,3 +237,18 @@ def config_text() -> str:
 def operative_text() -> str:
     """The bindings calls actually used so far, defaults included."""
     return gin.operative_config_str()
+
+
+def unwrap_call_error(error: BaseException) -> BaseException:
+    """The exception a configurable really raised.
+
+    gin re-raises an error from inside a configurable as a proxy of a dynamic subclass whose
+    message gains ``In call to configurable 'fit' (<function fit at 0x...>)``
+    (docs/gin-notes.md, trap 3); the original is the proxy's context. Reports use the
+    original: one line, the task's own words, no memory address.
+    """
+    code = getattr(getattr(type(error), "__init__", None), "__code__", None)
+    from_gin = code is not None and Path(code.co_filename).parts[-2:] == ("gin", "utils.py")
+    if from_gin and error.__context__ is not None:
+        return unwrap_call_error(error.__context__)
+    return error

@@ -242,12 +242,13 @@ class Pipeline:
             outputs = check_outputs(spec, result)
         except (Interrupted, KeyboardInterrupt):
             raise
-        except BaseException as e:
+        except BaseException as raised:
+            e = ginapi.unwrap_call_error(raised)
             event.status, event.seconds = TaskState.FAILED, time.perf_counter() - t0
             event.error = _describe(e)
             self.events.emit("on_task_failed", event)
             if isinstance(e, GinpipeError):
-                raise
+                raise e from None
             raise TaskFailed(spec.name, e) from e
         for name, value in outputs.items():
             self.state.set(name, value)

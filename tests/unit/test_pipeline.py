@@ -4,6 +4,7 @@ cross-run cache (hits, reruns, --rerun, --no-cache, unstorable and corrupted out
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -342,3 +343,20 @@ def test_a_value_recomputed_for_a_later_task_runs_as_its_producers_own_step(toy_
     start_add_up = order.index(("on_task_start", "add_up"))
     assert ("on_task_end", ("make_numbers", "completed")) in order[:start_add_up]
     assert "running (recomputing: stored 'numbers' unusable)" in result.output
+
+
+def test_a_task_error_is_reported_in_the_tasks_own_words(toy_project, cli):
+    """gin wraps errors from configurables with an 'In call to configurable' line and a
+    memory address; neither the console nor run.json shows it."""
+    toy_project.write("x.gin", "import toytasks\nrun.tasks = [@make_numbers, @explode]\n")
+    result = cli("run", "x.gin", "--name", "x", "-m", "explode.message='disk on fire'")
+    assert result.exit_code == 1
+    assert "In call to configurable" not in result.output
+    error_lines = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert error_lines == [
+        "error: task 'explode' failed: RuntimeError: disk on fire "
+        "(details in run.json; -v for the traceback)"
+    ]
+    recorded = toy_project.run_json("x")["error"]
+    assert "In call to configurable" not in json.dumps(recorded)
+    assert "disk on fire" in json.dumps(recorded)
