@@ -106,7 +106,7 @@ def test_empty_and_undecodable_files_name_the_file(tmp_path: Path) -> None:
 
 
 def test_audio_settings_are_checked() -> None:
-    with pytest.raises(ConfigError, match="duration needs audio_decoder.sample_rate"):
+    with pytest.raises(ConfigError, match=r"duration needs audio_decoder\.sample_rate"):
         AudioDecoder(duration=1.0)
     with pytest.raises(ConfigError, match="pad_mode"):
         AudioDecoder(pad_mode="edge")

@@ -157,7 +157,7 @@ def test_a_process_pool_computes_what_this_process_computes(events: Path, tmp_pa
 
 
 def test_store_is_required_outside_a_run(events: Path) -> None:
-    with pytest.raises(ConfigError, match="extract_features.store is needed outside a run"):
+    with pytest.raises(ConfigError, match=r"extract_features\.store is needed outside a run"):
         pipeline_data(events, store="")  # type: ignore[arg-type]
 
 
@@ -255,7 +255,7 @@ def test_a_failing_feature_function_names_the_item(events: Path, tmp_path: Path)
 def test_items_of_different_shapes_are_refused(events: Path, tmp_path: Path) -> None:
     paths = paths_of(events)[:6]
     spec = (callables.to_spec(AudioDecoder(), "d"), callables.to_spec(FEATURE, "f"))
-    with pytest.raises(DataError, match="features differ in shape: .*audio_decoder.duration"):
+    with pytest.raises(DataError, match=r"features differ in shape: .*audio_decoder\.duration"):
         extract(paths, tmp_path / "f", *spec, shard_size=8, workers=0, progress=False)
 
 
