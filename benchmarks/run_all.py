@@ -43,6 +43,7 @@ BENCHMARKS = {
     "cli": "benchmarks.cli_latency",
     "scale": "benchmarks.data_scale",
     "loading": "benchmarks.data_loading",
+    "features": "benchmarks.feature_extraction",
     "cache": "benchmarks.cache_warm",
     "overhead": "benchmarks.overhead",
     "resume": "benchmarks.resume",

@@ -145,7 +145,10 @@ def _run_jobs(
         file=sys.stderr,
     )
     try:
-        if workers <= 0:  # in this process: for debugging (breakpoints, tracebacks)
+        # One job gains nothing from a pool but would pay its start (importing torch in a
+        # fresh process): a small top-up such as 1 % new files runs here. workers=0 runs
+        # everything here (for debugging: breakpoints, tracebacks).
+        if workers <= 0 or len(jobs) == 1:
             for job in jobs:
                 shard = compute_shard(job)
                 bar.update(len(shard.keys))
