@@ -48,7 +48,7 @@ def extract_features(
     decoder: Callable[[str], np.ndarray] | None = None,
     shard_size: int = 256,
     workers: int | None = None,
-    multiprocessing_context: str = "forkserver",
+    multiprocessing_context: str = "fork",
     normalize: bool = True,
     verify: str = "stat",
     store: str | None = None,
@@ -64,8 +64,9 @@ def extract_features(
             the dataset's, and for images ``image_decoder()`` (every image one size).
         shard_size: items per shard: the unit of work, of commit and of loss on a kill.
         workers: pool processes (default: the usable cores); 0 computes in this process.
-        multiprocessing_context: ``forkserver`` (default; the libraries load once),
-            ``spawn`` or ``fork``. Workers receive plain specs, never gin state.
+        multiprocessing_context: ``fork`` (default where available: workers start with
+            the libraries loaded; they die with the run), ``forkserver`` or ``spawn``.
+            Workers receive plain specs, never gin state, so every method works.
         normalize: standardize the features with a scalar mean and std of the train items
             (from per-item sums kept in the manifests: no second pass over the data).
         verify: ``stat`` hashes a shard only when its size or mtime changed since it was

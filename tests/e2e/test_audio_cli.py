@@ -1,6 +1,7 @@
 """Audio from files to a report through the real ``ginpipe`` console script: the example
 configs on a freshly generated dataset, a rerun that reuses every feature, and an
-extraction killed with SIGKILL half-way whose resume computes only the rest."""
+extraction whose process is killed with SIGKILL half-way: its workers die with it and the
+resume computes only the rest."""
 
 from __future__ import annotations
 
@@ -67,6 +68,24 @@ def ginpipe(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.Comp
     )
 
 
+def live_processes_in_session(session: int, wait: float = 5.0) -> list[int]:
+    """Processes of the session that are not zombies (dead, waiting to be reaped)."""
+    deadline = time.monotonic() + wait
+    while True:
+        found = subprocess.run(["pgrep", "-s", str(session)], capture_output=True, text=True)
+        live = []
+        for pid in map(int, found.stdout.split()):
+            try:
+                state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            except (OSError, IndexError):
+                continue
+            if state != "Z":
+                live.append(pid)
+        if not live or time.monotonic() > deadline:
+            return live
+        time.sleep(0.1)
+
+
 def summary(stderr: str) -> tuple[int, int, int]:
     found = SUMMARY.findall(stderr)
     assert len(found) == 1, stderr[-3000:]
@@ -118,7 +137,7 @@ def test_extraction_killed_half_way_resumes_with_only_the_rest(tmp_path: Path) -
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
-        start_new_session=True,  # the kill takes its pool workers too, as a crash would
+        start_new_session=True,
     )
     half = KILL_ITEMS // KILL_SHARD // 2
     deadline = time.monotonic() + 240
@@ -128,11 +147,15 @@ def test_extraction_killed_half_way_resumes_with_only_the_rest(tmp_path: Path) -
         assert time.monotonic() < deadline, "extraction did not reach half-way"
         time.sleep(0.02)
         committed = list(features.glob("*/shard-*.json"))
-    os.killpg(proc.pid, signal.SIGKILL)
+    # Only the main process: its forked pool workers hold the run directory's lock too, and
+    # must die with it (PR_SET_PDEATHSIG), or the resume below would find the run in use.
+    os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     proc.stderr.close()
-    committed = list(features.glob("*/shard-*.json"))  # a shard may have landed meanwhile
+    time.sleep(0.5)
+    committed = list(features.glob("*/shard-*.json"))
     assert half <= len(committed) < KILL_ITEMS // KILL_SHARD
+    assert live_processes_in_session(proc.pid) == [], "pool workers outlived the killed run"
 
     run_dir = tmp_path / "experiments" / tmp_path.name / "killed"
     resumed = ginpipe(["resume", str(run_dir)], tmp_path)
