@@ -94,9 +94,9 @@ def extract_features(
 
     table = dataset["table"]
     rows = np.unique(np.concatenate([np.asarray(splits[name], np.int64) for name in SPLIT_NAMES]))
-    paths = table["path"].to_numpy(dtype=str)[rows]
+    paths = table["path"].to_numpy()[rows]  # object array: no per-item copy of the strings
     extracted = extract(
-        list(paths),
+        paths,
         directory,
         decoder_spec,
         function_spec,

@@ -44,6 +44,7 @@ from ginpipe.errors import DataError
 FORMAT = 1
 PREFIX = "shard-"
 VERIFY_MODES = ("stat", "sha256")
+KEY_DTYPE = "S32"  # an item key: 32 hex digits
 STALE_TEMP_S = 3600.0  # a temp file untouched this long belongs to a dead writer
 
 
@@ -52,7 +53,7 @@ class Shard:
     """What a manifest says about one committed shard."""
 
     name: str  # file stem, e.g. "shard-0a1b..."
-    keys: tuple[str, ...]
+    keys: np.ndarray  # (items,) "S32": the hex item keys as bytes (no object per item)
     item_shape: tuple[int, ...]
     sums: np.ndarray  # (items, 2) float64: sum and sum of squares of each item's values
 
@@ -110,7 +111,7 @@ class ShardStore:
             "sums": sums.tolist(),
         }
         atomic_write_json(self.directory / f"{name}.json", manifest)
-        return Shard(name, tuple(keys), tuple(features.shape[1:]), sums)
+        return Shard(name, np.array(keys, dtype=KEY_DTYPE), tuple(features.shape[1:]), sums)
 
     def scan(self, verify: str = "stat") -> list[Shard]:
         """Every committed, intact shard, sorted by name.
@@ -157,7 +158,7 @@ class ShardStore:
         npy = manifest_path.with_suffix(".npy")
         try:
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-            keys = tuple(str(key) for key in manifest["items"])
+            keys = [str(key) for key in manifest["items"]]
             shape = tuple(int(side) for side in manifest["item_shape"])
             sums = np.asarray(manifest["sums"], dtype=np.float64).reshape(len(keys), 2)
             expected_size, expected_sha = int(manifest["size"]), str(manifest["sha256"])
@@ -180,7 +181,7 @@ class ShardStore:
                 manifest["mtime_ns"] = stat.st_mtime_ns
                 with contextlib.suppress(OSError):
                     atomic_write_json(manifest_path, manifest)
-        return Shard(name, keys, shape, sums)
+        return Shard(name, np.array(keys, dtype=KEY_DTYPE), shape, sums)
 
     def _reject(self, name: str, reason: str) -> None:
         """One line naming the shard and why; then move it aside so nobody reads it."""
