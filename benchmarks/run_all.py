@@ -44,6 +44,7 @@ BENCHMARKS = {
     "scale": "benchmarks.data_scale",
     "loading": "benchmarks.data_loading",
     "predict": "benchmarks.predict_throughput",
+    "features": "benchmarks.feature_extraction",
     "cache": "benchmarks.cache_warm",
     "overhead": "benchmarks.overhead",
     "resume": "benchmarks.resume",

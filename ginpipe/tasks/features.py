@@ -7,7 +7,7 @@ the classes in ``TRANSFORMERS`` are registered with gin when this module is impo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -17,7 +17,10 @@ from sklearn.preprocessing import (
     FunctionTransformer,
 )
 
-from ginpipe import ConfigError, TaskView, task
+from ginpipe import ConfigError, DataError, TaskView, task
+from ginpipe.tasks.data import callables
+from ginpipe.tasks.data.decoded_files import DecodedFileDataset
+from ginpipe.tasks.data.decoders import ImageDecoder
 from ginpipe.tasks.data.images import ImageTransform, channel_mean_std, probe_image
 from ginpipe.tasks.preprocessing import preprocessing_spec
 from ginpipe.tasks.split import SPLIT_NAMES
@@ -35,6 +38,7 @@ def make_features(
     std: Sequence[float] | None = None,
     stats_sample: int = 256,
     seed: int = 0,
+    item_transform: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> dict:
     """The ``data`` key: per-split inputs and labels, plus what the model needs to know.
 
@@ -46,6 +50,11 @@ def make_features(
     JSON spec. ``image_size`` [H, W] and ``channels`` default to the first train image's;
     ``mean``/``std`` default to per-channel estimates from ``stats_sample`` train images
     (chosen with ``seed``). Pass ``mean=[0.0], std=[1.0]`` to keep pixels in [0, 1].
+
+    Files with another decoder (audio, ``.npy``, the user's; see ``load_table.decoder``)
+    are decoded per item in the workers too, then ``item_transform(array)`` is applied if
+    set (e.g. ``@log_mel()``: computed every epoch; ``extract_features`` computes it once
+    instead). ``mean``/``std`` are then one value each, estimated like the images'.
     """
     dataset, splits = state["dataset"], state["splits"]
     classes = list(dataset["classes"])
@@ -55,7 +64,21 @@ def make_features(
                 "make_features.transforms applies to array datasets; image files are "
                 "normalized with make_features.mean/std"
             )
-        data = _file_features(dataset, splits, image_size, channels, mean, std, stats_sample, seed)
+        decoder = dataset.get("decoder")
+        if decoder is not None and callables.resolve(decoder["target"]) is not ImageDecoder:
+            data = _decoded_features(dataset, splits, item_transform, mean, std, stats_sample, seed)
+        else:
+            if item_transform is not None:
+                raise ConfigError(
+                    "make_features.item_transform applies to decoded files; images are resized "
+                    "and normalized with make_features.image_size/mean/std"
+                )
+            if decoder is not None:  # image_decoder(size, channels) sets the defaults
+                image_size = image_size or decoder["kwargs"].get("size")
+                channels = channels or decoder["kwargs"].get("channels")
+            data = _file_features(
+                dataset, splits, image_size, channels, mean, std, stats_sample, seed
+            )
     else:
         data = _array_features(dataset, splits, transforms, scale)
     return {"data": {**data, "classes": classes, "num_classes": len(classes)}}
@@ -140,4 +163,57 @@ def _file_features(
         data[name] = {"path": paths[splits[name]], "y": labels[splits[name]]}
     data["input_shape"] = [channels, *size]
     data["transform"] = transform.to_spec()
+    return data
+
+
+def _decoded_features(
+    dataset: dict,
+    splits: dict,
+    item_transform: Callable[[np.ndarray], np.ndarray] | None,
+    mean: Sequence[float] | None,
+    std: Sequence[float] | None,
+    stats_sample: int,
+    seed: int,
+) -> dict[str, Any]:
+    """Decoder and transform as specs for the workers; shape and scalar statistics from a
+    sample of train items decoded here."""
+    table = dataset["table"]
+    paths = table["path"].to_numpy(dtype=str)
+    labels = table["y"].to_numpy(dtype=np.int64)
+    transform = (
+        callables.to_spec(item_transform, "make_features.item_transform")
+        if item_transform is not None
+        else None
+    )
+    train_paths = paths[splits["train"]]
+    if stats_sample < 1:
+        raise ConfigError(f"make_features.stats_sample must be at least 1, got {stats_sample}")
+    count = min(stats_sample, len(train_paths))
+    sample = np.random.default_rng(seed).choice(train_paths, size=count, replace=False)
+    probe = DecodedFileDataset(sample, np.zeros(count, np.int64), dataset["decoder"], transform)
+    items = [probe.item(index) for index in range(count)]
+    shape = items[0].shape
+    for path, item in zip(sample, items, strict=True):
+        if item.shape != shape:
+            raise DataError(
+                f"decoded items differ in shape: '{sample[0]}' gives {list(shape)}, '{path}' "
+                f"gives {list(item.shape)}; every item needs one shape (for audio: "
+                "audio_decoder.duration)"
+            )
+    values = np.concatenate([item.ravel() for item in items]).astype(np.float64)
+    estimated_std = float(values.std()) or 1.0
+    normalize = {
+        "mean": float(mean[0]) if mean is not None else float(values.mean()),
+        "std": float(std[0]) if std is not None else estimated_std,
+    }
+    if normalize["std"] <= 0:
+        raise ConfigError(f"make_features.std must be positive, got {normalize['std']}")
+
+    data: dict[str, Any] = {"kind": "files"}
+    for name in SPLIT_NAMES:
+        data[name] = {"path": paths[splits[name]], "y": labels[splits[name]]}
+    data["input_shape"] = list(shape)
+    data["decoder"] = dict(dataset["decoder"])
+    data["item_transform"] = transform
+    data["normalize"] = normalize
     return data

@@ -7,15 +7,23 @@ the data loaders, so large image sets never have to fit in memory.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn import datasets as sklearn_datasets
 
 from ginpipe import ConfigError, DataError, TaskView, task
+from ginpipe.tasks.data import callables
 from ginpipe.tasks.data.choices import check_choice
+from ginpipe.tasks.data.decoders import (
+    ARRAY_EXTENSIONS,
+    AUDIO_EXTENSIONS,
+    IMAGE_EXTENSIONS,
+    decoder_for,
+)
 from ginpipe.tasks.data.tables import (
     encode_labels,
     read_table,
@@ -31,7 +39,7 @@ SKLEARN_LOADERS = {
     "breast_cancer": sklearn_datasets.load_breast_cancer,
     "iris": sklearn_datasets.load_iris,
 }
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
+FOLDER_EXTENSIONS = IMAGE_EXTENSIONS + AUDIO_EXTENSIONS + ARRAY_EXTENSIONS
 RESERVED_COLUMNS = ("path", "y")  # the columns every files table already has
 
 
@@ -99,12 +107,19 @@ def load_table(
     label_column: str = "label",
     root: str | None = None,
     extra_columns: Sequence[str] = (),
+    decoder: Callable[[str], Any] | None = None,
 ) -> dict:
     """A CSV or Parquet table listing one file per row (path and label), as files.
 
     Paths are relative to ``root`` (default: the table's folder) unless absolute. Only
     their existence is checked here; items are decoded per batch during training.
     ``extra_columns`` (e.g. a group id) are kept for splitting.
+
+    ``decoder(path) -> np.ndarray`` reads one item: ``@audio_decoder()``,
+    ``@npy_decoder()``, ``@image_decoder()`` or any importable function. It runs in
+    worker processes, rebuilt there from its name and parameters, never from gin. By
+    default audio and ``.npy`` files get the audio and array decoders and images the image
+    pipeline of ``make_features``, by extension.
     """
     clashes = [column for column in extra_columns if column in RESERVED_COLUMNS]
     if clashes:
@@ -124,43 +139,51 @@ def load_table(
     files = pd.DataFrame({"path": paths, "y": labels})
     for column in extra_columns:
         files[column] = table[column].to_numpy()
-    return {"dataset": files_dataset(files, classes)}
+    spec = _decoder_spec(decoder, paths, source, "load_table.decoder")
+    return {"dataset": files_dataset(files, classes, spec)}
 
 
 @task(writes=("dataset",))
 def load_folder(
-    state: TaskView, *, path: str, extensions: Sequence[str] = IMAGE_EXTENSIONS
+    state: TaskView,
+    *,
+    path: str,
+    extensions: Sequence[str] = FOLDER_EXTENSIONS,
+    decoder: Callable[[str], Any] | None = None,
 ) -> dict:
-    """A folder with one sub-folder of images per class (``path/<class>/.../<image>``).
+    """A folder with one sub-folder of files per class (``path/<class>/.../<file>``).
 
-    Class names are the sub-folder names, sorted; hidden folders are skipped.
+    Class names are the sub-folder names, sorted; hidden folders are skipped. Images,
+    audio (WAV, FLAC, OGG, AIFF) and ``.npy`` files are recognized; ``decoder`` as in
+    ``load_table`` (by default chosen by extension; one kind of file per folder).
     """
     root = Path(path).expanduser().absolute()
     if not root.is_dir():
-        raise DataError(f"image folder '{root}' does not exist")
+        raise DataError(f"folder '{root}' does not exist")
     suffixes = {extension.lower() for extension in extensions}
     class_dirs = sorted(
         entry for entry in root.iterdir() if entry.is_dir() and not entry.name.startswith(".")
     )
     if not class_dirs:
-        raise DataError(f"image folder '{root}' has no class sub-folders ('{root}/<class>/...')")
+        raise DataError(f"folder '{root}' has no class sub-folders ('{root}/<class>/...')")
 
     paths: list[str] = []
     labels: list[int] = []
     for label, class_dir in enumerate(class_dirs):
-        images = sorted(
+        found = sorted(
             str(file)
             for file in class_dir.rglob("*")
             if file.suffix.lower() in suffixes and file.is_file()
         )
-        if not images:
+        if not found:
             raise DataError(
                 f"class folder '{class_dir}' has no files ending in {', '.join(sorted(suffixes))}"
             )
-        paths += images
-        labels += [label] * len(images)
+        paths += found
+        labels += [label] * len(found)
     files = pd.DataFrame({"path": paths, "y": np.asarray(labels, dtype=np.int64)})
-    return {"dataset": files_dataset(files, [class_dir.name for class_dir in class_dirs])}
+    spec = _decoder_spec(decoder, paths, f"folder '{root}'", "load_folder.decoder")
+    return {"dataset": files_dataset(files, [class_dir.name for class_dir in class_dirs], spec)}
 
 
 def arrays_dataset(
@@ -184,9 +207,23 @@ def arrays_dataset(
     return dataset
 
 
-def files_dataset(table: pd.DataFrame, classes: list[str]) -> dict:
-    """The ``files`` kind of the ``dataset`` key."""
-    return {"kind": "files", "table": table, "classes": classes}
+def files_dataset(
+    table: pd.DataFrame, classes: list[str], decoder: dict[str, Any] | None = None
+) -> dict:
+    """The ``files`` kind of the ``dataset`` key (``decoder``: a spec, absent for images)."""
+    dataset = {"kind": "files", "table": table, "classes": classes}
+    if decoder is not None:
+        dataset["decoder"] = decoder
+    return dataset
+
+
+def _decoder_spec(
+    decoder: Callable[[str], Any] | None, paths: Sequence[str], source: str, what: str
+) -> dict[str, Any] | None:
+    """The configured decoder as a spec, else the default for the files' extension."""
+    if decoder is None:
+        decoder = decoder_for(paths, source)
+    return None if decoder is None else callables.to_spec(decoder, what)
 
 
 def _require_numeric(column: pd.Series, source: str) -> None:

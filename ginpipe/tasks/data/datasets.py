@@ -8,7 +8,9 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
+from ginpipe.tasks.data.decoded_files import DecodedFileDataset
 from ginpipe.tasks.data.images import ImageFileDataset
+from ginpipe.tasks.data.shard_dataset import ShardDataset
 
 SPLITS = ("train", "val", "test")
 
@@ -17,11 +19,19 @@ def make_dataset(data: Mapping[str, Any], split: str) -> Dataset:
     """A Dataset of ``(x: float32 tensor, y: int64 tensor)`` for ``split`` of ``data``.
 
     Arrays are copied into tensors once (the stored arrays may be read-only); files are
-    decoded per item, in the DataLoader workers.
+    decoded per item, in the DataLoader workers; shards are memory-mapped there.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     part = data[split]
+    if data["kind"] == "shards":
+        return ShardDataset(
+            data["store"], data["shards"], part["shard"], part["row"], part["y"], data["normalize"]
+        )
+    if data["kind"] == "files" and data.get("decoder") is not None:
+        return DecodedFileDataset(
+            part["path"], part["y"], data["decoder"], data.get("item_transform"), data["normalize"]
+        )
     if data["kind"] == "files":
         return ImageFileDataset(part["path"], part["y"], data["transform"])
     return TensorDataset(
