@@ -215,6 +215,10 @@ def _execute(request: RunRequest, ranks: distributed.Ranks) -> RunOutcome:
         print_plan(path, steps)
         return RunOutcome(EXIT_OK, path)
     lock = rundir.RunLock(run) if ranks.is_main else None
+    if not ranks.is_main:
+        # A rank started with the run's name may get here before rank 0 made the folder;
+        # its own log file goes there (mkdir -p: rank 0's later mkdir is unaffected).
+        rundir.make_run_dir(path)
     if ranks.is_main:
         rundir.make_run_dir(path)
         rundir.check_no_symlinks(run)
