@@ -28,6 +28,7 @@ _EXPORTS = {
     "atomic_write_json": "ginpipe.atomic",
     "atomic_write_text": "ginpipe.atomic",
     "fsync_dir": "ginpipe.atomic",
+    "file_sha256": "ginpipe.atomic",
     "is_temp": "ginpipe.atomic",
     "TMP_PREFIX": "ginpipe.atomic",
     "code_fingerprint": "ginpipe.fingerprint",

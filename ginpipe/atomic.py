@@ -89,3 +89,14 @@ def atomic_write_json(dest: Path | str, obj: Any) -> None:
 def is_temp(path: Path) -> bool:
     """True for leftovers of an interrupted atomic write; readers must ignore them."""
     return path.name.startswith(TMP_PREFIX)
+
+
+def file_sha256(path: Path | str) -> str:
+    """sha256 of a file, read in 1 MiB chunks: what manifests record to check a file later."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -38,7 +38,15 @@ from pathlib import Path
 import numpy as np
 from loguru import logger
 
-from ginpipe import TMP_PREFIX, DataError, atomic_path, atomic_write_json, fsync_dir, is_temp
+from ginpipe import (
+    TMP_PREFIX,
+    DataError,
+    atomic_path,
+    atomic_write_json,
+    file_sha256,
+    fsync_dir,
+    is_temp,
+)
 
 FORMAT = 1
 PREFIX = "shard-"
@@ -174,7 +182,7 @@ class ShardStore:
                 name, f"it is truncated or altered ({stat.st_size} of {expected_size} bytes)"
             )
         if verify == "sha256" or stat.st_mtime_ns != manifest.get("mtime_ns"):
-            if _sha256(npy) != expected_sha:
+            if file_sha256(npy) != expected_sha:
                 return self._reject(name, "its content does not match its checksum")
             if stat.st_mtime_ns != manifest.get("mtime_ns"):  # same bytes, newer write
                 manifest["mtime_ns"] = stat.st_mtime_ns
@@ -196,11 +204,3 @@ class ShardStore:
                 trash.unlink()
         fsync_dir(self.directory)
         return None
-
-
-def _sha256(path: Path) -> str:
-    sha = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            sha.update(chunk)
-    return sha.hexdigest()

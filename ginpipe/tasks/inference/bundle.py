@@ -16,7 +16,6 @@ atomically and ``model.json`` last; a reader checks the files against it.
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import json
 from collections.abc import Mapping
@@ -33,6 +32,7 @@ from ginpipe import (
     atomic_write_json,
     bound_value,
     codecs,
+    file_sha256,
 )
 
 MODEL_DIR = "model"
@@ -163,7 +163,7 @@ def _write_preprocessing(directory: Path, data: Mapping[str, Any]) -> list[str]:
 
 
 def _commit(directory: Path, info: dict[str, Any], files: list[str]) -> Path:
-    info["files"] = {name: _sha256(directory / name) for name in files}
+    info["files"] = {name: file_sha256(directory / name) for name in files}
     atomic_write_json(directory / MODEL_JSON, info)
     for stale in directory.iterdir():  # e.g. weights of a kind the model no longer has
         if stale.name != MODEL_JSON and stale.name not in files and stale.is_file():
@@ -219,14 +219,6 @@ def _plain(value: Any, original: Any) -> Any:
     return _UNSAVABLE
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        while chunk := file.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 # --- reading ---------------------------------------------------------------------------------
 
 
@@ -246,7 +238,7 @@ def read_bundle(run_dir: Path) -> Bundle:
         raise CheckpointError(f"{path} has format {info.get('format')}, expected {FORMAT}")
     for name, digest in info.get("files", {}).items():
         file = run_dir / MODEL_DIR / name
-        if Path(name).name != name or not file.is_file() or _sha256(file) != digest:
+        if Path(name).name != name or not file.is_file() or file_sha256(file) != digest:
             raise CheckpointError(
                 f"{file} is missing or does not match {MODEL_JSON}; rerun evaluate with: "
                 f"ginpipe resume {run_dir} --rerun evaluate"
