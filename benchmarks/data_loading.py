@@ -102,7 +102,7 @@ def ginpipe_epoch(labels_csv: Path, workers: int = WORKERS) -> dict[str, Any]:
     import torch
     from torch.utils.data import DataLoader
 
-    from ginpipe.tasks.data import make_dataset
+    from ginpipe.tasks.data.datasets import make_dataset
 
     start = time.perf_counter()
     data = build_data(labels_csv)

@@ -150,7 +150,7 @@ def child_epoch(labels_csv: Path, store: Path) -> dict[str, Any]:
     import torch
     from torch.utils.data import DataLoader
 
-    from ginpipe.tasks.data import make_dataset
+    from ginpipe.tasks.data.datasets import make_dataset
 
     start = time.perf_counter()
     data = build_data(labels_csv, store, [])["data"]

@@ -22,7 +22,8 @@ from torch.utils.data import DataLoader
 
 from ginpipe.errors import CheckpointError, ConfigError, DataError
 from ginpipe.inference.inputs import Items
-from ginpipe.tasks.data.images import ImageFileDataset, ImageTransform
+from ginpipe.tasks.data.image_dataset import ImageFileDataset
+from ginpipe.tasks.data.images import ImageTransform
 from ginpipe.tasks.inference.bundle import Bundle, read_bundle
 from ginpipe.tasks.models import logits
 from ginpipe.tasks.preprocessing import FeaturePreprocessing

@@ -11,7 +11,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ginpipe import TaskView, task
-from ginpipe.tasks.data import make_dataset
+from ginpipe.tasks.data.datasets import make_dataset
 from ginpipe.tasks.inference.bundle import write_network_bundle
 from ginpipe.tasks.models import build_model, logits
 from ginpipe.tasks.report import split_identifiers, write_classification_report

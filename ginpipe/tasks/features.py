@@ -19,7 +19,6 @@ from sklearn.preprocessing import (
 
 from ginpipe import ConfigError, DataError, TaskView, task
 from ginpipe.tasks.data import callables
-from ginpipe.tasks.data.decoded_files import DecodedFileDataset
 from ginpipe.tasks.data.decoders import ImageDecoder
 from ginpipe.tasks.data.images import ImageTransform, channel_mean_std, probe_image
 from ginpipe.tasks.preprocessing import preprocessing_spec
@@ -190,6 +189,8 @@ def _decoded_features(
         raise ConfigError(f"make_features.stats_sample must be at least 1, got {stats_sample}")
     count = min(stats_sample, len(train_paths))
     sample = np.random.default_rng(seed).choice(train_paths, size=count, replace=False)
+    from ginpipe.tasks.data.decoded_files import DecodedFileDataset  # torch: run time only
+
     probe = DecodedFileDataset(sample, np.zeros(count, np.int64), dataset["decoder"], transform)
     items = [probe.item(index) for index in range(count)]
     shape = items[0].shape

@@ -25,7 +25,7 @@ from ginpipe import (
     pin_inputs,
     task,
 )
-from ginpipe.tasks.data import make_dataset
+from ginpipe.tasks.data.datasets import make_dataset
 from ginpipe.tasks.lightning.checkpoints import (
     check_checkpoint_fits,
     find_resume_checkpoint,

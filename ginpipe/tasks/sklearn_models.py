@@ -65,7 +65,7 @@ def flat_split(data: dict[str, Any], split: str) -> tuple[np.ndarray, np.ndarray
     if data["kind"] == "arrays":
         features, labels = data[split]["X"], data[split]["y"]
     else:
-        from ginpipe.tasks.data import make_dataset  # torch: only image files need it
+        from ginpipe.tasks.data.datasets import make_dataset  # torch: only image files need it
 
         items = list(make_dataset(data, split))
         if not items:

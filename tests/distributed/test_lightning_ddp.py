@@ -34,7 +34,7 @@ from launch import (
 
 from ginpipe.config import compose_text
 from ginpipe.store import ArtifactStore
-from ginpipe.tasks.data import make_dataset
+from ginpipe.tasks.data.datasets import make_dataset
 from ginpipe.tasks.evaluate import predict_probabilities
 from ginpipe.tasks.lightning.checkpoints import read_checkpoint
 from ginpipe.tasks.lightning.classifier import network_weights_from_checkpoint

@@ -15,7 +15,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from ginpipe.errors import DataError
 from ginpipe.state import State, TaskView
-from ginpipe.tasks.data import ImageFileDataset, make_dataset
+from ginpipe.tasks.data.datasets import make_dataset
+from ginpipe.tasks.data.image_dataset import ImageFileDataset
 from ginpipe.tasks.features import make_features
 from ginpipe.tasks.load import load_table
 from ginpipe.tasks.split import split_dataset

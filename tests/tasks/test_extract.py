@@ -20,8 +20,9 @@ from torch.utils.data import DataLoader
 
 from ginpipe.errors import ConfigError, DataError
 from ginpipe.state import State, TaskView
-from ginpipe.tasks.data import callables, make_dataset
+from ginpipe.tasks.data import callables
 from ginpipe.tasks.data.audio_features import LogMel
+from ginpipe.tasks.data.datasets import make_dataset
 from ginpipe.tasks.data.decoders import AudioDecoder
 from ginpipe.tasks.data.extraction import extract, feature_key
 from ginpipe.tasks.data.shards import ShardStore

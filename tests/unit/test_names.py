@@ -150,3 +150,19 @@ def test_composing_imports_only_what_the_config_names(toy_project):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_the_shipped_scikit_learn_pipeline_validates_without_torch(tmp_path):
+    """`base models/logreg` computes nothing with torch, so validating it must not load it."""
+    import subprocess
+
+    probe = (
+        "import sys\nfrom ginpipe.api import compose\ncompose(['base', 'models/logreg'])\n"
+        "print(sorted(m for m in ('torch', 'pytorch_lightning', 'torchmetrics') "
+        "if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -1,6 +1,5 @@
-"""Data helpers behind the load, split and features tasks, and the torch Datasets."""
+"""Data helpers behind the load, split and features tasks, and the torch Datasets.
 
-from ginpipe.tasks.data.datasets import make_dataset
-from ginpipe.tasks.data.images import ImageFileDataset, ImageTransform
-
-__all__ = ["ImageFileDataset", "ImageTransform", "make_dataset"]
+Nothing is imported here: the torch Datasets (``datasets``, ``image_dataset``,
+``decoded_files``, ``shard_dataset``) load torch, which validating a config must not need.
+"""

@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import Dataset, TensorDataset
 
 from ginpipe.tasks.data.decoded_files import DecodedFileDataset
-from ginpipe.tasks.data.images import ImageFileDataset
+from ginpipe.tasks.data.image_dataset import ImageFileDataset
 from ginpipe.tasks.data.shard_dataset import ShardDataset
 
 SPLITS = ("train", "val", "test")

@@ -1,7 +1,7 @@
 """Decode image files into normalized CHW float32 arrays, one item at a time.
 
-Everything here is plain data plus Pillow and NumPy: a dataset built from a JSON transform
-spec pickles into DataLoader workers (spawned ones included) without gin or the pipeline.
+Everything here is plain data plus Pillow and NumPy (no torch: composing a config that only
+names these stays torch-free); the torch Dataset over them is in ``image_dataset.py``.
 """
 
 from __future__ import annotations
@@ -11,9 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 from PIL import Image
-from torch.utils.data import Dataset
 
 from ginpipe import ConfigError, DataError
 
@@ -112,30 +110,3 @@ def channel_mean_std(
     std = np.sqrt(np.maximum(total_squares / count - mean**2, 0.0))
     std[std == 0] = 1.0  # constant images: leave the scale alone rather than divide by zero
     return mean.tolist(), std.tolist()
-
-
-class ImageFileDataset(Dataset):
-    """(image tensor, label tensor) pairs, each decoded from its file when asked for.
-
-    Paths are kept in a NumPy string array rather than a list of ``str``: reading list
-    items touches their refcounts, which copies the pages of forked workers one by one.
-    """
-
-    def __init__(
-        self,
-        paths: Sequence[str] | np.ndarray,
-        labels: Sequence[int] | np.ndarray,
-        transform_spec: Mapping[str, Any],
-    ) -> None:
-        self.paths = np.asarray(paths, dtype=str)
-        self.labels = np.asarray(labels, dtype=np.int64)
-        if len(self.paths) != len(self.labels):
-            raise ValueError(f"{len(self.paths)} paths but {len(self.labels)} labels")
-        self.transform = ImageTransform.from_spec(transform_spec)
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image = self.transform(str(self.paths[index]))
-        return torch.from_numpy(image), torch.tensor(self.labels[index], dtype=torch.int64)
