@@ -5,24 +5,17 @@
 * ``KernelPCADenoiser``: kernel-PCA denoising (project onto the leading components of an
   RBF kernel PCA fitted on train, map back to pixel space). A real preprocessing step, cubic
   in the number of train rows, that keeps the image width, so ResNet still gets 8x8 images.
-* ``FirstStepClock``: a Lightning callback that writes the wall-clock time of the first
-  training batch to the file named by ``$GINPIPE_BENCH_CLOCK`` and stops training, so a
-  benchmark can time "process start to first training step".
 
 Run the CLI from the repository root with the root on ``PYTHONPATH``.
 """
 
 from __future__ import annotations
 
-import os
-import time
-from pathlib import Path
 from typing import Any
 
 import gin
 import numpy as np
 import pandas as pd
-import pytorch_lightning as pl
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.datasets import load_digits
 from sklearn.decomposition import KernelPCA
@@ -31,7 +24,6 @@ from ginpipe import task
 from ginpipe.state import TaskView
 from ginpipe.tasks.load import arrays_dataset
 
-CLOCK_ENV = "GINPIPE_BENCH_CLOCK"
 PIXEL_MAX = 16.0  # digits pixels run 0..16
 
 
@@ -86,27 +78,3 @@ class KernelPCADenoiser(TransformerMixin, BaseEstimator):
 
 
 gin.external_configurable(KernelPCADenoiser, module="benchmarks.bench_tasks")
-
-
-@gin.configurable
-class FirstStepClock(pl.Callback):
-    """Record when the first training batch starts, then ask the Trainer to stop.
-
-    Args:
-        path: where to write ``time.time()``; default: ``$GINPIPE_BENCH_CLOCK``.
-    """
-
-    def __init__(self, path: str | None = None) -> None:
-        self.path = path or os.environ.get(CLOCK_ENV)
-        self.recorded = False
-
-    def on_train_batch_start(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
-    ) -> None:
-        if self.recorded:
-            return
-        now = time.time()
-        self.recorded = True
-        if self.path:
-            Path(self.path).write_text(repr(now))
-        trainer.should_stop = True  # the measurement is taken; skip the rest of training

@@ -3,7 +3,7 @@ computed) against warm (same root, only the model changed, so load, split and th
 feature step come from the cache).
 
 The config ``benchmarks/configs/cache_heavy.gin`` puts a kernel-PCA denoising step over
-jittered digits in front of fit; ``FirstStepClock`` (``benchmarks/bench_tasks.py``) writes
+jittered digits in front of fit; ``FirstStepClock`` (``benchmarks/clock.py``) writes
 the time of the first training batch and stops training.
 """
 
@@ -41,7 +41,7 @@ from benchmarks.common import (
 )
 
 CONFIG = CONFIGS / "cache_heavy.gin"
-CLOCK_MOD = "fit.callbacks=[@FirstStepClock()]"
+CLOCK_MOD = "fit.callbacks=[@benchmarks.clock.FirstStepClock()]"
 WARM_MOD = "ResNet.width=24"  # any model change: fit reruns, the data steps do not
 RATIO_LIMIT = 0.2
 DATA_TASKS = ("load_digits_jittered", "split_dataset", "make_features")

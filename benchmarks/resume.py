@@ -84,8 +84,8 @@ class MidEpochKill:
     so the resumed run loses about half an epoch of work, as after a random crash.
     """
 
-    def __init__(self, root: Path, name: str, epochs: int) -> None:
-        self.pattern = f"*/{name}/logs/metrics.csv"  # ROOT/PROJECT/NAME/...
+    def __init__(self, root: Path, name: str, epochs: int, pattern: str | None = None) -> None:
+        self.pattern = pattern or f"*/{name}/logs/metrics.csv"  # ROOT/PROJECT/NAME/...
         self.root = root
         self.metrics: Path | None = None
         self.epochs = epochs

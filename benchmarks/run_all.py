@@ -48,6 +48,7 @@ BENCHMARKS = {
     "cache": "benchmarks.cache_warm",
     "overhead": "benchmarks.overhead",
     "resume": "benchmarks.resume",
+    "resume_start": "benchmarks.resume_first_step",
 }
 RESULTS = BENCH_DIR / "RESULTS.md"
 

@@ -56,7 +56,25 @@ def installed_distributions() -> str:
     what a run needs to be repeated, kept in its directory (``environment.txt``)."""
     found = {}
     for dist in importlib.metadata.distributions():
-        name = dist.metadata["Name"]
+        name, version = _name_and_version(dist)
         if name:
-            found[name.lower()] = f"{name}=={dist.version}"
+            found[name.lower()] = f"{name}=={version}"
     return "".join(f"{found[key]}\n" for key in sorted(found))
+
+
+def _name_and_version(dist: importlib.metadata.Distribution) -> tuple[str | None, str | None]:
+    """``Name`` and ``Version`` from the metadata's header lines only.
+
+    ``dist.metadata`` parses the whole file as an e-mail message, long description
+    included: ten times slower over a large environment, paid before every run.
+    """
+    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
+    name = version = None
+    for line in text.splitlines():
+        if not line:
+            break  # the headers end at the first blank line
+        if line.startswith("Name:"):
+            name = line[len("Name:") :].strip()
+        elif line.startswith("Version:"):
+            version = line[len("Version:") :].strip()
+    return name, version

@@ -8,6 +8,12 @@ deterministic kernels, a ModelCheckpoint keeping the best epoch by val accuracy 
 ``last.ckpt``, a CSVLogger, and the test accuracy of the best checkpoint at the end.
 
     python benchmarks/baselines/train_digits.py --out DIR
+    python benchmarks/baselines/train_digits.py --out DIR --resume DIR/checkpoints/last.ckpt
+
+``--resume`` continues an interrupted run with ``trainer.fit(..., ckpt_path=...)``, as a
+hand-written script would. With ``$GINPIPE_BENCH_CLOCK`` set, the first training batch is
+timed and training stops there (``benchmarks/clock.py``, the same callback ginpipe's
+benchmark runs use).
 
 Prints one JSON line: test accuracy and the seconds of each phase.
 """
@@ -30,6 +36,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 from torchmetrics.classification import MulticlassAccuracy
 
+from benchmarks.clock import FirstStepClock
 from ginpipe.tasks.models.resnet import ResNet
 
 # The values of configs/base.gin, configs/data/digits.gin, configs/trainer/cpu.gin and
@@ -123,7 +130,9 @@ def loader(x: np.ndarray, y: np.ndarray, shuffle: bool) -> DataLoader:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="checkpoints and logs go here")
-    out = parser.parse_args().out
+    parser.add_argument("--resume", type=Path, help="a checkpoint to continue training from")
+    args = parser.parse_args()
+    out = args.out
     phases: dict[str, float] = {}
     start = time.perf_counter()
 
@@ -149,14 +158,17 @@ def main() -> None:
         devices=1,
         deterministic=S["Trainer.deterministic"],
         max_epochs=S["Trainer.max_epochs"],
-        callbacks=[checkpoint],
+        callbacks=[checkpoint, FirstStepClock()],
         logger=CSVLogger(out / "logs"),
         default_root_dir=out,
         enable_progress_bar=False,  # output goes to a file, as in the ginpipe runs measured
     )
     mark = time.perf_counter()
     trainer.fit(
-        model, loader(images[train], labels[train], True), loader(images[val], labels[val], False)
+        model,
+        loader(images[train], labels[train], True),
+        loader(images[val], labels[val], False),
+        ckpt_path=args.resume,
     )
     phases["fit"] = time.perf_counter() - mark
 

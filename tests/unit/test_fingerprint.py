@@ -214,3 +214,19 @@ def test_configurables_a_task_builds_itself_join_its_key(toy_project):
     assert key() != three
     gin.parse_config("Trainer.max_epochs = 3")
     assert key() == three
+
+
+def test_a_package_installed_in_another_environment_counts_by_version(tmp_path) -> None:
+    """A module under some other site-packages (a --user install, a second environment on
+    the path) is a library, not code being edited; the same file in a source tree is."""
+    folder = tmp_path / "other-env" / "lib" / "site-packages"
+    folder.mkdir(parents=True)
+    name = f"fp_installed_{uuid.uuid4().hex[:8]}"
+    _write_module(folder / f"{name}.py", "def work(state):\n    return 1\n")
+    sys.path.insert(0, str(folder))
+    try:
+        module = importlib.import_module(name)
+        assert fingerprint.code_fingerprint(module.work) == f"{name}==unknown"
+    finally:
+        sys.path.remove(str(folder))
+        sys.modules.pop(name, None)
