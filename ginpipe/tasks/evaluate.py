@@ -14,7 +14,12 @@ from ginpipe import TaskView, task
 from ginpipe.tasks.data.datasets import make_dataset
 from ginpipe.tasks.inference.bundle import write_network_bundle
 from ginpipe.tasks.models import build_model, logits
-from ginpipe.tasks.report import split_identifiers, write_classification_report
+from ginpipe.tasks.report import (
+    BackgroundPlots,
+    plot_training_log,
+    split_identifiers,
+    write_classification_report,
+)
 
 
 @task(reads=("model", "data"), writes=("metrics",), cache=False, main_only=True)
@@ -27,14 +32,18 @@ def evaluate(state: TaskView, *, batch_size: int = 256) -> dict[str, Any]:
     sampler would pad the split) and the numbers do not depend on the strategy.
     """
     data, run_dir = state["data"], Path(state.run.dir)
-    network = build_model(state["model"])
-    labels, probabilities = predict_probabilities(network, make_dataset(data, "test"), batch_size)
-    identifiers = split_identifiers(data, "test")
-    metrics = write_classification_report(
-        run_dir, labels, probabilities, data["classes"], identifiers
-    )
-    # The model, also when fit was read from the cache: the run directory is self-contained.
-    write_network_bundle(run_dir, state["model"], data)
+    with BackgroundPlots() as plots:  # drawn while the test split is predicted and saved
+        plots.submit(plot_training_log, run_dir)
+        network = build_model(state["model"])
+        test = make_dataset(data, "test")
+        labels, probabilities = predict_probabilities(network, test, batch_size)
+        identifiers = split_identifiers(data, "test")
+        metrics = write_classification_report(
+            run_dir, labels, probabilities, data["classes"], identifiers, plots
+        )
+        # The model, also when fit was read from the cache: the run directory is
+        # self-contained.
+        write_network_bundle(run_dir, state["model"], data)
     return {"metrics": metrics}
 
 

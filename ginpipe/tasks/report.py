@@ -9,12 +9,19 @@ directory, each atomically:
                                  prob_<class> (``path``/``row`` as ``ginpipe predict`` writes it)
     plots/confusion_matrix.png
     plots/learning_curves.png    only when logs/metrics.csv exists (networks)
+
+The plots are drawn on a worker thread (``BackgroundPlots``) while the caller predicts and
+writes its other files: rendering them is most of the report's time, and the file writes
+and torch's kernels leave the interpreter free for it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from types import TracebackType
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -57,33 +64,73 @@ def classification_metrics(
     return metrics
 
 
+class BackgroundPlots:
+    """One worker thread that draws figures while the caller goes on; leaving the ``with``
+    block waits for them and raises the first plot's error, so a report is never
+    silently missing a plot.
+
+    One thread, one figure at a time: each figure has its own Agg canvas (no pyplot state)
+    and the caller draws none meanwhile.
+    """
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ginpipe-plots")
+        self._drawing: list[Future[None]] = []
+
+    def submit(self, draw: Callable[..., None], *args: Any) -> None:
+        self._drawing.append(self._pool.submit(draw, *args))
+
+    def __enter__(self) -> BackgroundPlots:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=kind is not None)
+        if kind is None:
+            for drawing in self._drawing:
+                drawing.result()
+
+
 def write_classification_report(
     run_dir: Path,
     y_true: np.ndarray,
     probabilities: np.ndarray,
     classes: Sequence[str],
-    identifiers: tuple[str, np.ndarray] | None = None,
+    identifiers: tuple[str, np.ndarray] | None,
+    plots: BackgroundPlots,
 ) -> dict[str, float]:
     """Write the report files for predictions on the test split; return the metrics.
 
     ``probabilities`` is ``(n, num_classes)``; the predicted class is its argmax.
-    ``identifiers`` is ``(column, values)``: each item's file path or dataset row.
+    ``identifiers`` is ``(column, values)``: each item's file path or dataset row. The
+    confusion matrix is handed to ``plots``; the learning curves are the caller's to
+    start (``plot_training_log``), as early as it likes.
     """
     y_true = np.asarray(y_true, dtype=np.int64)
     probabilities = np.asarray(probabilities, dtype=np.float64)
     y_pred = probabilities.argmax(axis=1)
-    metrics = classification_metrics(y_true, y_pred, classes)
-    atomic_write_json(run_dir / METRICS_FILE, metrics)
-    write_predictions(run_dir / PREDICTIONS_FILE, y_true, probabilities, classes, identifiers)
     confusion = multiclass_confusion_matrix(
         torch.as_tensor(y_pred), torch.as_tensor(y_true), len(classes)
     ).numpy()
-    plot_confusion_matrix(run_dir / PLOTS_DIR / "confusion_matrix.png", confusion, classes)
+    plots.submit(
+        plot_confusion_matrix, run_dir / PLOTS_DIR / "confusion_matrix.png", confusion, classes
+    )
+    metrics = classification_metrics(y_true, y_pred, classes)
+    atomic_write_json(run_dir / METRICS_FILE, metrics)
+    write_predictions(run_dir / PREDICTIONS_FILE, y_true, probabilities, classes, identifiers)
+    return metrics
+
+
+def plot_training_log(run_dir: Path) -> None:
+    """The learning curves from Lightning's CSV log, if training wrote one."""
     if (run_dir / TRAINING_LOG).is_file():
         log = pd.read_csv(run_dir / TRAINING_LOG)
         if "epoch" in log.columns:
             plot_learning_curves(run_dir / PLOTS_DIR / "learning_curves.png", log)
-    return metrics
 
 
 def write_predictions(

@@ -47,16 +47,21 @@ def evaluate_sklearn(state: TaskView) -> dict[str, Any]:
     save the estimator with its preprocessing in ``model/``."""
     # The report computes its metrics with torchmetrics: torch is imported when this runs,
     # not when a config that names this task is composed.
-    from ginpipe.tasks.report import split_identifiers, write_classification_report
+    from ginpipe.tasks.report import (
+        BackgroundPlots,
+        split_identifiers,
+        write_classification_report,
+    )
 
     data, estimator, run_dir = state["data"], state["estimator"], Path(state.run.dir)
     features, labels = flat_split(data, "test")
     probabilities = class_probabilities(estimator, features, len(data["classes"]))
     identifiers = split_identifiers(data, "test")
-    metrics = write_classification_report(
-        run_dir, labels, probabilities, data["classes"], identifiers
-    )
-    write_estimator_bundle(run_dir, estimator, data)  # model/: the run is self-contained
+    with BackgroundPlots() as plots:  # the confusion matrix is drawn while the rest is saved
+        metrics = write_classification_report(
+            run_dir, labels, probabilities, data["classes"], identifiers, plots
+        )
+        write_estimator_bundle(run_dir, estimator, data)  # model/: the run is self-contained
     return {"metrics": metrics}
 
 

@@ -129,3 +129,18 @@ def test_evaluate_saves_a_model_that_predicts_what_the_report_says(tmp_path):
     columns = ["prob_cat", "prob_dog", "prob_owl"]
     assert list(got["predicted_class"]) == list(expected["predicted_class"])
     assert np.abs(got[columns].to_numpy() - expected[columns].to_numpy()).max() < 1e-6
+
+
+def test_a_plot_that_fails_in_the_background_fails_the_report(tmp_path):
+    """Plots are drawn on a worker thread; its error must surface, not vanish with it."""
+    from ginpipe.tasks.report import BackgroundPlots
+
+    drawn = []
+
+    def broken() -> None:
+        raise ValueError("no such colormap")
+
+    with pytest.raises(ValueError, match="no such colormap"), BackgroundPlots() as plots:
+        plots.submit(drawn.append, "first")
+        plots.submit(broken)
+    assert drawn == ["first"]
