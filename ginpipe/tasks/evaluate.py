@@ -14,12 +14,6 @@ from ginpipe import TaskView, task
 from ginpipe.tasks.data.datasets import make_dataset
 from ginpipe.tasks.inference.bundle import write_network_bundle
 from ginpipe.tasks.models import build_model, logits
-from ginpipe.tasks.report import (
-    BackgroundPlots,
-    plot_training_log,
-    split_identifiers,
-    write_classification_report,
-)
 
 
 @task(reads=("model", "data"), writes=("metrics",), cache=False, main_only=True)
@@ -31,6 +25,15 @@ def evaluate(state: TaskView, *, batch_size: int = 256) -> dict[str, Any]:
     training used DDP or not, so every sample is scored exactly once (a distributed
     sampler would pad the split) and the numbers do not depend on the strategy.
     """
+    # The report needs matplotlib, pandas and scikit-learn: loaded when this runs, not
+    # when a config naming the task is composed.
+    from ginpipe.tasks.report import (
+        BackgroundPlots,
+        plot_training_log,
+        split_identifiers,
+        write_classification_report,
+    )
+
     data, run_dir = state["data"], Path(state.run.dir)
     with BackgroundPlots() as plots:  # drawn while the test split is predicted and saved
         plots.submit(plot_training_log, run_dir)

@@ -8,14 +8,9 @@ the classes in ``TRANSFORMERS`` are registered with gin when this module is impo
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sklearn.base import TransformerMixin, clone
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import (
-    FunctionTransformer,
-)
 
 from ginpipe import ConfigError, DataError, TaskView, task
 from ginpipe.tasks.data import callables
@@ -23,6 +18,9 @@ from ginpipe.tasks.data.decoders import ImageDecoder
 from ginpipe.tasks.data.images import ImageTransform, channel_mean_std, probe_image
 from ginpipe.tasks.preprocessing import preprocessing_spec
 from ginpipe.tasks.split import SPLIT_NAMES
+
+if TYPE_CHECKING:
+    from sklearn.base import TransformerMixin
 
 
 @task(reads=("dataset", "splits"), writes=("data",))
@@ -86,6 +84,10 @@ def make_features(
 def _array_features(
     dataset: dict, splits: dict, transforms: Sequence[TransformerMixin], scale: float
 ) -> dict[str, Any]:
+    from sklearn.base import clone
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
     if scale == 0:
         raise ConfigError("make_features.scale is a divisor and must not be 0")
     for transform in transforms:

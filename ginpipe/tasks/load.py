@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
-from sklearn import datasets as sklearn_datasets
 
 from ginpipe import ConfigError, DataError, TaskView, task
 from ginpipe.tasks.data import callables
@@ -32,12 +30,15 @@ from ginpipe.tasks.data.tables import (
     resolve_paths,
 )
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 # Bundled with scikit-learn: they work offline (the fetch_* datasets download).
 SKLEARN_LOADERS = {
-    "digits": sklearn_datasets.load_digits,
-    "wine": sklearn_datasets.load_wine,
-    "breast_cancer": sklearn_datasets.load_breast_cancer,
-    "iris": sklearn_datasets.load_iris,
+    "digits": "load_digits",
+    "wine": "load_wine",
+    "breast_cancer": "load_breast_cancer",
+    "iris": "load_iris",
 }
 FOLDER_EXTENSIONS = IMAGE_EXTENSIONS + AUDIO_EXTENSIONS + ARRAY_EXTENSIONS
 RESERVED_COLUMNS = ("path", "y")  # the columns every files table already has
@@ -50,8 +51,11 @@ def load_sklearn(state: TaskView, *, name: str = "digits", as_images: bool = Tru
     With ``as_images`` the digits come as (N, 1, 8, 8) images for convolutional models; the
     tabular datasets (wine, breast_cancer, iris) are always flat (N, features).
     """
+    import pandas as pd
+    from sklearn import datasets
+
     check_choice(name, SKLEARN_LOADERS, "load_sklearn.name")
-    bunch = SKLEARN_LOADERS[name]()
+    bunch = getattr(datasets, SKLEARN_LOADERS[name])()
     features = bunch.images[:, np.newaxis] if as_images and "images" in bunch else bunch.data
     dataset = arrays_dataset(
         features,
@@ -77,6 +81,8 @@ def load_csv_features(
     ``feature_columns`` defaults to every column except the label and ``extra_columns``;
     the extra columns (e.g. a group id for splitting) go to ``meta``.
     """
+    import pandas as pd
+
     table_path = Path(path).expanduser().absolute()
     table = read_table(table_path)
     source = f"table '{table_path}'"
@@ -121,6 +127,8 @@ def load_table(
     default audio and ``.npy`` files get the audio and array decoders and images the image
     pipeline of ``make_features``, by extension.
     """
+    import pandas as pd
+
     clashes = [column for column in extra_columns if column in RESERVED_COLUMNS]
     if clashes:
         raise ConfigError(
@@ -157,6 +165,8 @@ def load_folder(
     audio (WAV, FLAC, OGG, AIFF) and ``.npy`` files are recognized; ``decoder`` as in
     ``load_table`` (by default chosen by extension; one kind of file per folder).
     """
+    import pandas as pd
+
     root = Path(path).expanduser().absolute()
     if not root.is_dir():
         raise DataError(f"folder '{root}' does not exist")
@@ -227,6 +237,8 @@ def _decoder_spec(
 
 
 def _require_numeric(column: pd.Series, source: str) -> None:
+    import pandas as pd
+
     if not pd.api.types.is_numeric_dtype(column):
         raise DataError(
             f"feature column '{column.name}' in {source} is not numeric ({column.dtype}); "

@@ -13,12 +13,15 @@ import importlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sklearn.base import TransformerMixin
 
 from ginpipe import DataError
+
+if TYPE_CHECKING:
+    from sklearn.base import TransformerMixin
+
 
 JSON_SCALARS = (bool, int, float, str, type(None))
 # Transformers whose ``transform`` is an affine map (x -> x @ W + b): export folds them in.

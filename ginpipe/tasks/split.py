@@ -9,14 +9,17 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 from loguru import logger
-from sklearn.model_selection import GroupShuffleSplit, KFold, StratifiedKFold, train_test_split
 
 from ginpipe import ConfigError, DataError, TaskView, task
 from ginpipe.tasks.data.choices import check_choice
+
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 SPLIT_METHODS = ("random", "stratified", "group", "kfold", "regex", "column")
 DEFAULT_COLUMN = {"group": "group", "regex": "path", "column": "split"}
@@ -157,6 +160,8 @@ def _hold_out(
     stratify: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(kept, held-out) rows: a random, stratified or group-wise share ``size`` of ``rows``."""
+    from sklearn.model_selection import GroupShuffleSplit, train_test_split
+
     if groups is not None:
         if len(np.unique(groups[rows])) < 2:
             raise DataError("split_dataset(method='group') needs at least 2 distinct groups")
@@ -173,6 +178,8 @@ def _hold_out(
 def _kfold_test(
     labels: np.ndarray, n_splits: int, fold: int, seed: int, stratify: bool
 ) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.model_selection import KFold, StratifiedKFold
+
     if n_splits > len(labels):
         raise DataError(f"split_dataset: n_splits={n_splits} exceeds the {len(labels)} rows")
     splitter_class = StratifiedKFold if stratify else KFold

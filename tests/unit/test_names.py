@@ -166,3 +166,20 @@ def test_the_shipped_scikit_learn_pipeline_validates_without_torch(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_composing_the_default_pipeline_loads_no_more_than_lightning_does(tmp_path):
+    """The task modules import pandas, scikit-learn and the report's plotting when their
+    tasks run: validating `base models/resnet` costs the Lightning import and little else."""
+    import subprocess
+
+    probe = (
+        "import sys\nfrom ginpipe.api import compose\ncompose(['base', 'models/resnet'])\n"
+        "print(sorted(m for m in ('pandas', 'sklearn', 'ginpipe.tasks.report') "
+        "if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -5,25 +5,31 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from ginpipe import DataError
 
-TABLE_READERS = {".csv": pd.read_csv, ".parquet": pd.read_parquet, ".pq": pd.read_parquet}
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+TABLE_READERS = {".csv": "read_csv", ".parquet": "read_parquet", ".pq": "read_parquet"}  # pandas
 MISSING_EXAMPLES = 3  # how many missing files an error message names
 
 
 def read_table(path: Path) -> pd.DataFrame:
     """A CSV or Parquet file as a DataFrame; any problem with it becomes one DataError line."""
+    import pandas as pd
+
     if not path.is_file():
         raise DataError(f"table '{path}' does not exist")
-    reader = TABLE_READERS.get(path.suffix.lower())
-    if reader is None:
+    reader_name = TABLE_READERS.get(path.suffix.lower())
+    if reader_name is None:
         raise DataError(f"table '{path}' is not a CSV or Parquet file ({', '.join(TABLE_READERS)})")
     try:
-        table = reader(path)
+        table = getattr(pd, reader_name)(path)
     except pd.errors.EmptyDataError:
         raise DataError(f"table '{path}' is empty") from None
     except (OSError, ValueError) as error:  # parser, Arrow and decoding errors are ValueErrors
@@ -47,6 +53,8 @@ def encode_labels(labels: pd.Series, source: str) -> tuple[np.ndarray, list[str]
 
     Integer labels sort numerically (so '10' comes after '9'); anything else sorts as text.
     """
+    import pandas as pd
+
     unlabeled = int(labels.isna().sum())
     if unlabeled:
         raise DataError(
