@@ -92,10 +92,15 @@ def check_wiring(steps: Sequence[Step]) -> None:
 
 def check_required(steps: Sequence[Step]) -> None:
     """Fail before any work if a task's required parameter is not bound in the config."""
+    keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
     for step in steps:
         hints = dict(step.spec.hints)
-        for name, param in inspect.signature(step.spec.fn).parameters.items():
-            must_set = param.default is REQUIRED or (name in hints and param.default is None)
+        # The first parameter receives the state; gin fills the others from the config.
+        for name, param in list(inspect.signature(step.spec.fn).parameters.items())[1:]:
+            no_default = param.default is inspect.Parameter.empty and param.kind in keyword
+            must_set = (
+                no_default or param.default is REQUIRED or (name in hints and param.default is None)
+            )
             if not must_set:
                 continue
             scopes = fingerprint.scope_prefixes(step.scope)

@@ -49,3 +49,25 @@ def test_a_corrupt_image_in_a_worker_is_one_line_naming_the_file(tmp_path: Path)
     assert done.returncode == 2, done.stderr
     line = assert_one_line_error(done.stderr, "cannot read image", ".png")
     assert "DataLoader worker" not in line and "Original Traceback" not in done.stderr
+
+
+# -- values, required parameters, metrics and modules checked before any task runs ---------
+
+
+def refused(toy_project, result, *needles: str) -> str:
+    """Exit 2, one error line holding ``needles``, no task ran, no run directory left."""
+    assert result.exit_code == 2, result.output
+    line = assert_one_line_error(result.output, *needles)
+    assert "running" not in result.output
+    assert not toy_project.root.exists()
+    return line
+
+
+@pytest.mark.parametrize("loader", ["load_table", "load_folder"])
+def test_a_required_parameter_without_default_is_reported_up_front(
+    toy_project, cli, loader: str
+) -> None:
+    result = cli(
+        "run", "configs/base", "models/logreg", "--mod", f"run.tasks=[@seed_everything, @{loader}]"
+    )
+    refused(toy_project, result, f"{loader}.path is required but not set")
