@@ -135,6 +135,15 @@ def is_macro(value: Any) -> bool:
     return is_reference(value) and value._configurable.selector == MACRO
 
 
+def is_required(value: Any) -> bool:
+    """``%gin.REQUIRED``: a value the config must still set."""
+    return value is gin.REQUIRED
+
+
+def macro_name(ref: Reference) -> str:
+    return "/".join(ref._scopes)
+
+
 def reference_parts(ref: Reference) -> tuple[Configurable, str, bool]:
     """``(configurable, scope, called)`` of ``@scope/name`` or ``@scope/name()``."""
     return ref._configurable, "/".join(ref._scopes), bool(ref._evaluate)
