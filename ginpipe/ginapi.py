@@ -107,7 +107,7 @@ def macro_value(name: str) -> Any:
     return _gin._CONFIG.get((name, MACRO), {}).get("value")
 
 
-def bind(key: str, value: Any) -> None:
+def bind(key: str | tuple[str, str, str], value: Any) -> None:
     gin.bind_parameter(key, value)
 
 
