@@ -401,12 +401,12 @@ def _class(value: Any, cls: type) -> bool | _Unrelated | None:
         return None
     if cls in _SCALARS or cls is dict:
         return False
-    if isinstance(value, str) and (
-        issubclass(cls, (PurePath, os.PathLike, enum.Enum)) or cls.__name__ in _PARSES_STRINGS
-    ):
+    try:
+        parses = issubclass(cls, (PurePath, os.PathLike, enum.Enum))
+    except TypeError:
         return None
-    if issubclass(cls, enum.Enum):
-        return None
+    if parses or (isinstance(value, str) and cls.__name__ in _PARSES_STRINGS):
+        return None  # a path, an enum (by name or value), a torch device or dtype
     return UNRELATED if _is_literal(value) else None
 
 
