@@ -314,17 +314,23 @@ def _check_unused_macros(sources: Sequence[Source], replaced: set[int]) -> None:
     ``--mod`` that sets such a macro changes nothing, and is refused.
     """
     used = ginapi.referenced_macros()
+    unused = [
+        (index, source)
+        for index, source in enumerate(sources)
+        if source.statement.kind == "other"
+        and source.statement.target
+        and "." not in source.statement.target
+        and source.statement.target not in used
+        and index not in replaced
+    ]
+    if not unused:
+        return
     users_of: dict[str, list[Source]] = {}
     for source in sources:
         for name in set(_MACRO_USE_RE.findall(source.statement.text)):
             users_of.setdefault(name, []).append(source)
-    for index, source in enumerate(sources):
-        stmt = source.statement
-        name = stmt.target
-        if stmt.kind != "other" or not name or "." in name or name in used:
-            continue
-        if index in replaced:
-            continue
+    for _, source in unused:
+        name = source.statement.target
         users = users_of.get(name, [])
         from_mod = source.origin.startswith(MOD_SOURCE)
         if users and not from_mod:
