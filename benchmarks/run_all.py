@@ -41,6 +41,7 @@ from benchmarks.common import (  # noqa: E402
 # Key -> module, in the order they run: quick ones first, the long training runs last.
 BENCHMARKS = {
     "cli": "benchmarks.cli_latency",
+    "config": "benchmarks.config_scale",
     "scale": "benchmarks.data_scale",
     "loading": "benchmarks.data_loading",
     "predict": "benchmarks.predict_throughput",
