@@ -26,6 +26,7 @@ What this adds to plain gin (docs/gin-notes.md has the traps behind it):
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import inspect
 import re
@@ -159,7 +160,7 @@ class _Reader:
 
     def _add(self, source: Source) -> None:
         stmt = source.statement
-        if stmt.kind in ("other", "append"):
+        if stmt.kind in ("other", "append") and not stmt.simple:
             text = f"{stmt.target} = {stmt.value}" if stmt.kind == "append" else stmt.text
             try:
                 ginapi.check_syntax(text)
@@ -265,6 +266,8 @@ def _apply_statement(source: Source) -> None:
                 names.make_configurable(name)
         if stmt.kind == "append":
             _append(stmt)
+        elif stmt.simple and not stmt.references and "%" not in stmt.text:
+            _bind_literal(stmt)
         else:
             gin.parse_config(stmt.text)
     except ConfigError as e:
@@ -272,6 +275,18 @@ def _apply_statement(source: Source) -> None:
     except Exception as e:  # gin re-types exceptions; catch broadly (docs/gin-notes.md)
         line = stmt.line + (_gin_line(e) or 1) - 1
         raise ConfigError(f"{_where(source.origin, line)}: {explain(e, stmt)}") from e
+
+
+def _bind_literal(stmt: Statement) -> None:
+    """``key = literal`` on one line, bound as gin would bind it, without gin's parser (which
+    costs a tokenizer per statement: the bulk of composing a long config)."""
+    value = ast.literal_eval(stmt.text.partition("=")[2].strip())
+    scope, _, rest = stmt.target.rpartition("/")
+    selector, _, parameter = rest.rpartition(".")
+    if selector:
+        ginapi.bind((scope, selector, parameter), value)
+    else:
+        ginapi.bind_macro(stmt.target, value)
 
 
 def _imported_module(stmt: Statement) -> str:
@@ -299,17 +314,23 @@ def _check_unused_macros(sources: Sequence[Source], replaced: set[int]) -> None:
     ``--mod`` that sets such a macro changes nothing, and is refused.
     """
     used = ginapi.referenced_macros()
+    unused = [
+        (index, source)
+        for index, source in enumerate(sources)
+        if source.statement.kind == "other"
+        and source.statement.target
+        and "." not in source.statement.target
+        and source.statement.target not in used
+        and index not in replaced
+    ]
+    if not unused:
+        return
     users_of: dict[str, list[Source]] = {}
     for source in sources:
         for name in set(_MACRO_USE_RE.findall(source.statement.text)):
             users_of.setdefault(name, []).append(source)
-    for index, source in enumerate(sources):
-        stmt = source.statement
-        name = stmt.target
-        if stmt.kind != "other" or not name or "." in name or name in used:
-            continue
-        if index in replaced:
-            continue
+    for _, source in unused:
+        name = source.statement.target
         users = users_of.get(name, [])
         from_mod = source.origin.startswith(MOD_SOURCE)
         if users and not from_mod:

@@ -24,7 +24,17 @@ class GinpipeError(Exception):
 
 
 class ConfigError(GinpipeError):
-    """A config file, include, binding or ``--mod`` is wrong."""
+    """A config file, include, binding or ``--mod`` is wrong.
+
+    ``binding`` names the key at fault (``fit.monitor``) when the message does not say
+    where it is set; the runner then prefixes the file and line that set it.
+    """
+
+    binding: str | None = None
+
+    def __init__(self, message: str = "", *, binding: str | None = None) -> None:
+        super().__init__(message)
+        self.binding = binding
 
 
 class WiringError(GinpipeError):

@@ -107,7 +107,7 @@ def macro_value(name: str) -> Any:
     return _gin._CONFIG.get((name, MACRO), {}).get("value")
 
 
-def bind(key: str, value: Any) -> None:
+def bind(key: str | tuple[str, str, str], value: Any) -> None:
     gin.bind_parameter(key, value)
 
 
@@ -133,6 +133,15 @@ def is_reference(value: Any) -> bool:
 
 def is_macro(value: Any) -> bool:
     return is_reference(value) and value._configurable.selector == MACRO
+
+
+def is_required(value: Any) -> bool:
+    """``%gin.REQUIRED``: a value the config must still set."""
+    return value is gin.REQUIRED
+
+
+def macro_name(ref: Reference) -> str:
+    return "/".join(ref._scopes)
 
 
 def reference_parts(ref: Reference) -> tuple[Configurable, str, bool]:

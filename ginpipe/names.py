@@ -21,6 +21,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from ginpipe import ginapi
+from ginpipe.checks import install_hint
 from ginpipe.errors import ConfigError
 from ginpipe.suggest import did_you_mean
 
@@ -157,6 +158,7 @@ def import_module(name: str, *, missing_ok: bool = False) -> Any:
             ) from e
         raise ConfigError(
             f"cannot import module '{name}': it needs '{missing}', which is not installed"
+            f"{install_hint(missing)}"
         ) from e
     except Exception as e:
         message = str(e).strip().splitlines()[0] if str(e).strip() else ""

@@ -7,6 +7,7 @@ which are read from the store -- is known up front and shown by ``--dry-run``.
 
 from __future__ import annotations
 
+import fnmatch
 import inspect
 import time
 from collections.abc import Callable, Sequence
@@ -21,6 +22,7 @@ from ginpipe.errors import ConfigError, GinpipeError, Interrupted, TaskFailed, W
 from ginpipe.events import Events, TaskEvent, TaskState
 from ginpipe.state import RunContext, State, TaskView
 from ginpipe.store import ArtifactStore, CorruptArtifact
+from ginpipe.suggest import did_you_mean
 from ginpipe.taskdef import TaskSpec, check_outputs, spec_of
 
 
@@ -92,10 +94,15 @@ def check_wiring(steps: Sequence[Step]) -> None:
 
 def check_required(steps: Sequence[Step]) -> None:
     """Fail before any work if a task's required parameter is not bound in the config."""
+    keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
     for step in steps:
         hints = dict(step.spec.hints)
-        for name, param in inspect.signature(step.spec.fn).parameters.items():
-            must_set = param.default is REQUIRED or (name in hints and param.default is None)
+        # The first parameter receives the state; gin fills the others from the config.
+        for name, param in list(inspect.signature(step.spec.fn).parameters.items())[1:]:
+            no_default = param.default is inspect.Parameter.empty and param.kind in keyword
+            must_set = (
+                no_default or param.default is REQUIRED or (name in hints and param.default is None)
+            )
             if not must_set:
                 continue
             scopes = fingerprint.scope_prefixes(step.scope)
@@ -111,6 +118,23 @@ def check_tasks(steps: Sequence[Step]) -> None:
     for step in steps:
         if step.spec.check is not None:
             step.spec.check()
+
+
+def check_main_metric(steps: Sequence[Step], report_key: str, main_metric: str) -> None:
+    """``run.main_metric`` must name a number the reporting task declares it writes
+    (``@task(metrics=...)``); a task that declares none is not checked."""
+    reporter = next((s for s in reversed(steps) if report_key in s.spec.writes), None)
+    if reporter is None or not reporter.spec.metrics:
+        return
+    patterns = reporter.spec.metrics
+    if any(fnmatch.fnmatchcase(main_metric, p) for p in patterns):
+        return
+    plain = [p for p in patterns if "*" not in p]
+    raise ConfigError(
+        f"run.main_metric={main_metric!r} is not a metric of '{reporter.spec.name}', which "
+        f"reports {', '.join(patterns)}{did_you_mean(main_metric, plain)}",
+        binding="ginpipe.run.main_metric",
+    )
 
 
 def plan(

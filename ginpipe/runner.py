@@ -19,7 +19,7 @@ from typing import Any
 
 from loguru import logger
 
-from ginpipe import continuation, distributed, ginapi, rundir
+from ginpipe import checks, continuation, distributed, ginapi, rundir
 from ginpipe.atomic import atomic_write_text
 from ginpipe.config import MOD_SOURCE, Composition, bind_run_macros, compose, compose_text
 from ginpipe.errors import EXIT_OK, ConfigError, GinpipeError, Interrupted, TaskFailed
@@ -29,6 +29,7 @@ from ginpipe.oserrors import check_component, path_error
 from ginpipe.pipeline import (
     Pipeline,
     Step,
+    check_main_metric,
     check_required,
     check_tasks,
     check_wiring,
@@ -86,21 +87,38 @@ def prepare(request: RunRequest) -> Prepared:
         composition = compose(request.files, request.mods)
     settings = run_settings()
     steps = task_steps(settings["tasks"])
+    sources = composition.sources
     check_wiring(steps)
     check_required(steps)
-    check_tasks(steps)
+    checks.check_values(sources)
+    reached = _reached(steps)
+    checks.check_requirements(reached, sources)
+    with _located(sources):
+        check_tasks(steps)
+        if ginapi.is_bound(RUN, "main_metric", {""}):
+            check_main_metric(steps, settings["report_key"], settings["main_metric"])
     for observer in settings["observers"]:
         check_observer(observer)
-    _warn_about_mods_that_change_nothing(composition, steps)
+    _warn_about_mods_that_change_nothing(composition, reached)
     return Prepared(composition, settings, steps)
 
 
-def _warn_about_mods_that_change_nothing(composition: Composition, steps: list[Step]) -> None:
-    """A --mod binding a configurable that nothing in the pipeline reaches does nothing.
+@contextmanager
+def _located(sources: list[Any]) -> Iterator[None]:
+    """A ``ConfigError`` that names its binding gets the file and line that set it."""
+    try:
+        yield
+    except ConfigError as e:
+        source = checks.binding_source(sources, e.binding) if e.binding else None
+        if source is None:
+            raise
+        raise ConfigError(f"{source.where}: {e}") from e
 
-    Reachable: the tasks and observers of ``run``, everything their bindings reference
-    (macros followed), and what tasks declare they build themselves (``uses``).
-    """
+
+def _reached(steps: list[Step]) -> set[str]:
+    """Selectors the pipeline reaches: the tasks and observers of ``run``, everything their
+    bindings reference (macros followed), and what tasks declare they build themselves
+    (``uses``)."""
     roots = [ginapi.query("ginpipe.run.tasks")]
     with suppress(ValueError):  # no observers bound
         roots.append(ginapi.query("ginpipe.run.observers"))
@@ -112,6 +130,11 @@ def _warn_about_mods_that_change_nothing(composition: Composition, steps: list[S
                 reached |= {found.selector} | ginapi.referenced_selectors(
                     [v for _, _, v in ginapi.bound_values(found.selector, {""})]
                 )
+    return reached
+
+
+def _warn_about_mods_that_change_nothing(composition: Composition, reached: set[str]) -> None:
+    """A --mod binding a configurable that nothing in the pipeline reaches does nothing."""
     for source in composition.sources:
         stmt = source.statement
         if not source.origin.startswith(MOD_SOURCE) or not stmt.configurable:

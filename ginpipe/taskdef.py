@@ -38,6 +38,7 @@ class TaskSpec:
     hints: tuple[tuple[str, str], ...] = ()
     uses: tuple[str, ...] = ()
     check: Callable[[], None] | None = None
+    metrics: tuple[str, ...] = ()
 
     @property
     def qualname(self) -> str:
@@ -55,6 +56,7 @@ def task(
     hints: dict[str, str] | None = None,
     uses: tuple[str, ...] | list[str] = (),
     check: Callable[[], None] | None = None,
+    metrics: tuple[str, ...] | list[str] = (),
     name: str | None = None,
     module: str | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -74,7 +76,11 @@ def task(
         uses: configurables the task calls itself rather than receiving them as parameters
             (``fit`` builds the ``Trainer``): their bindings join the task's cache key.
         check: called without arguments once the config is final, before any task runs;
-            raises ``ConfigError`` for a setting the task cannot honour.
+            raises ``ConfigError`` for a setting the task cannot honour (with
+            ``binding="task.param"`` the error is reported at the line that sets it).
+        metrics: names of the numbers in the dict the task writes under ``run.report_key``
+            (``*`` matches any characters: ``"recall/*"``); a ``run.main_metric`` that
+            matches none is refused before any task runs. Empty: not known up front.
         name, module: the gin name (defaults: the function name and its module).
     """
     reads, writes, pickle_ok = tuple(reads), tuple(writes), tuple(pickle_ok)
@@ -95,6 +101,7 @@ def task(
             hints=tuple((hints or {}).items()),
             uses=tuple(uses),
             check=check,
+            metrics=tuple(metrics),
         )
         wrapper = gin.configurable(name or fn.__name__, module=module)(fn)
         setattr(wrapper, SPEC_ATTR, spec)

@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ginpipe import TaskView, task
+from ginpipe import Positive, TaskView, task
 from ginpipe.tasks.data.datasets import make_dataset
 from ginpipe.tasks.inference.bundle import write_network_bundle
+from ginpipe.tasks.metric_names import CLASSIFICATION_METRICS
 from ginpipe.tasks.models import build_model, logits
 
 
-@task(reads=("model", "data"), writes=("metrics",), cache=False, main_only=True)
-def evaluate(state: TaskView, *, batch_size: int = 256) -> dict[str, Any]:
+@task(
+    reads=("model", "data"),
+    writes=("metrics",),
+    cache=False,
+    main_only=True,
+    metrics=CLASSIFICATION_METRICS,
+)
+def evaluate(state: TaskView, *, batch_size: Annotated[int, Positive] = 256) -> dict[str, Any]:
     """Predict the test split with the best weights and report metrics, predictions, plots;
     save the model with its preprocessing in ``model/`` (ginpipe.tasks.inference.bundle).
 

@@ -6,23 +6,30 @@ import inspect
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
-from pytorch_lightning.loggers import Logger
+from pytorch_lightning.loggers import Logger, TensorBoardLogger
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from ginpipe import (
+    AtLeast,
     CheckpointError,
     ConfigError,
     DataError,
+    NonNegative,
+    Positive,
     TaskView,
     bound_class,
+    bound_value,
+    constrain,
+    did_you_mean,
     is_bound,
     pin_inputs,
+    requires,
     task,
 )
 from ginpipe.tasks.data.datasets import make_dataset
@@ -31,7 +38,11 @@ from ginpipe.tasks.lightning.checkpoints import (
     find_resume_checkpoint,
     read_checkpoint,
 )
-from ginpipe.tasks.lightning.classifier import Classifier, network_weights_from_checkpoint
+from ginpipe.tasks.lightning.classifier import (
+    LOGGED_METRICS,
+    Classifier,
+    network_weights_from_checkpoint,
+)
 from ginpipe.tasks.lightning.csv_logger import ContinuingCSVLogger
 from ginpipe.tasks.lightning.factories import plain_factory
 from ginpipe.tasks.lightning.reproducibility import (
@@ -60,11 +71,47 @@ NO_MODEL = "no model chosen: add a model config, e.g. configs/models/resnet.gin"
 CLASSIFIER_ONLY = ("optimizer", "scheduler", "scheduler_interval", "loss")
 
 
+# What Lightning refuses once training starts, refused before any task runs instead.
+constrain(
+    pl.Trainer,
+    max_epochs=AtLeast(-1, "-1: no limit"),
+    max_steps=AtLeast(-1, "-1: no limit"),
+    min_epochs=NonNegative,
+    min_steps=NonNegative,
+    num_nodes=Positive,
+    accumulate_grad_batches=Positive,
+)
+# Lightning's TensorBoardLogger imports either package only when it is created.
+requires(TensorBoardLogger, "tensorboard", "tensorboardX")
+# Monitor names Lightning offers besides the logged metrics.
+TRAINER_MONITORS = ("epoch", "step")
+
+
 def check_fit_config() -> None:
     """Settings fit refuses; the runner calls this before any task starts."""
     refuse_trainer_args_owned_by_fit()
     refuse_spawned_ranks()
     refuse_bindings_a_lightning_module_ignores()
+    refuse_unknown_monitor()
+
+
+def refuse_unknown_monitor() -> None:
+    """fit.monitor must be a metric the classifier logs. A LightningModule logs what it
+    likes (checked after its first validation, see ``MonitorCheck``), and so may extra
+    callbacks: neither is checked here."""
+    monitor = bound_value(fit, "monitor", None)
+    model = bound_class(fit, "model")
+    if not isinstance(monitor, str) or model is None or is_lightning_module(model):
+        return
+    if bound_value(fit, "callbacks", ()):
+        return
+    known = (*LOGGED_METRICS, *TRAINER_MONITORS)
+    if monitor not in known:
+        raise ConfigError(
+            f"fit.monitor={monitor!r} is not logged while training; the classifier logs "
+            f"{', '.join(LOGGED_METRICS)}{did_you_mean(monitor, known)}",
+            binding="fit.monitor",
+        )
 
 
 def refuse_bindings_a_lightning_module_ignores() -> None:
@@ -115,17 +162,17 @@ def fit(
     model: Callable[..., nn.Module] | None = None,
     optimizer: Callable[..., torch.optim.Optimizer] = torch.optim.AdamW,
     scheduler: Callable[..., Any] | None = None,
-    scheduler_interval: str = "step",
+    scheduler_interval: Literal["step", "epoch"] = "step",
     loss: Callable[[], nn.Module] = nn.CrossEntropyLoss,
-    batch_size: int = 64,
-    num_workers: int = 0,
-    multiprocessing_context: str | None = None,
+    batch_size: Annotated[int, Positive] = 64,
+    num_workers: Annotated[int, NonNegative] = 0,
+    multiprocessing_context: Literal["spawn", "fork", "forkserver"] | None = None,
     callbacks: Sequence[Callback] = (),
     loggers: Sequence[Callable[..., Logger]] = (),
     monitor: str = "val_acc",
-    monitor_mode: str = "max",
-    save_top_k: int = 1,
-    checkpoint_every_n_steps: int | None = None,
+    monitor_mode: Literal["min", "max"] = "max",
+    save_top_k: Annotated[int, AtLeast(-1, "-1: keep all")] = 1,
+    checkpoint_every_n_steps: Annotated[int, Positive] | None = None,
 ) -> dict[str, Any]:
     """Train ``model`` on the train split; keep the weights of the best epoch on val.
 

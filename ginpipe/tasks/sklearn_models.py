@@ -15,6 +15,7 @@ from sklearn.base import ClassifierMixin, clone
 
 from ginpipe import ConfigError, DataError, TaskView, pin_inputs, task
 from ginpipe.tasks.inference.bundle import write_estimator_bundle
+from ginpipe.tasks.metric_names import CLASSIFICATION_METRICS
 
 NO_ESTIMATOR = (
     "no estimator chosen: add a model config, e.g. configs/models/logreg.gin, "
@@ -41,7 +42,13 @@ def fit_sklearn(state: TaskView, *, estimator: ClassifierMixin | None = None) ->
 pin_inputs(fit_sklearn)  # a run directory's estimator holds only for the data it was fitted on
 
 
-@task(reads=("estimator", "data"), writes=("metrics",), cache=False, main_only=True)
+@task(
+    reads=("estimator", "data"),
+    writes=("metrics",),
+    cache=False,
+    main_only=True,
+    metrics=CLASSIFICATION_METRICS,
+)
 def evaluate_sklearn(state: TaskView) -> dict[str, Any]:
     """Score the estimator on the test split, write the shared classification report and
     save the estimator with its preprocessing in ``model/``."""

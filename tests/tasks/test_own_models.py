@@ -159,3 +159,16 @@ def test_the_lr_macro_reaches_the_optimizer(project, cli):
     group = _optimizer_group(project.run_dir("lr"))
     assert group["max_lr"] == 0.02  # one-cycle peaks at LR
     assert group["initial_lr"] == pytest.approx(0.02 / 25)
+
+
+def test_a_monitor_the_module_never_logs_is_one_line_naming_what_it_logs(lit_project, cli):
+    """Known only once the module has validated; Lightning's own message suggests `log`."""
+    project, tag = lit_project
+    own = OWN.format(tag=tag, epochs=2).replace("'my_val_loss'", "'my_val_los'")
+    project.write("own.gin", own)
+    result = cli("run", "base", "own.gin", "--name", "lit")
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in result.output, result.output
+    assert "fit.monitor='my_val_los' is not a metric the model logs" in errors[0]
+    assert "my_val_loss" in errors[0] and "HINT" not in errors[0]

@@ -361,3 +361,29 @@ def test_run_macros_hold_the_run_directory_name_and_project(toy_project, cli):
     from ginpipe import ginapi
 
     assert ginapi.macro_value("RUN_DIR") == str(toy_project.run_dir("named").resolve())
+
+
+def test_simple_lines_bind_exactly_what_gins_parser_binds(toy_project, monkeypatch) -> None:
+    """One-line literal bindings skip gin's parser; the bound config is the same."""
+    import re
+
+    from ginpipe import gintext
+
+    toy_project.write(
+        "lits.gin",
+        "import toytasks\n"
+        "run.tasks = [@make_numbers, @add_up, @report]\n"
+        "make_numbers.n = 7  # a comment\n"
+        "add_up.scale = -1.5e-3\n"
+        "report.bonus = %BONUS\n"
+        "BONUS = 2.\n"
+        "s/make_numbers.start = 3\n"
+        "s/M = 'x # = y'\n"
+        "make_numbers.start = %s/M\n"
+        "make_numbers.start = None\n"
+        "add_up.scale = .5\n",
+    )
+    fast = compose(["lits.gin"]).bindings
+    monkeypatch.setattr(gintext, "_SIMPLE_LINE", re.compile(r"(?!)"))
+    assert compose(["lits.gin"]).bindings == fast
+    assert "make_numbers.n = 7" in fast and "BONUS = 2.0" in fast

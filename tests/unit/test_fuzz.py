@@ -67,3 +67,38 @@ def test_known_bad_mods_are_one_line(toy_project, mod: str) -> None:
     with pytest.raises(ConfigError) as info:
         compose(["base.gin"], [mod])
     assert "\n" not in str(info.value).strip()
+
+
+# Whole simple lines, which the splitter takes without its tokenizer, mixed with the rest.
+LINES = st.sampled_from(
+    [
+        "a = 1\n", "b.c = 'x'\n", "s/d.e = %LR\n", "f = @g()\n", "LR = 0.5  # note\n", "x = [\n",
+        "  1,\n", "]\n", "y = '''\n", "'''\n", "z = (1,\n", "Block:\n", "  p = 2\n", "q = 3 \\\n",
+        "# c\n", "\n", "k += [1]\n", "n = 'a' 'b'\n", "bad = 'x\n", "  w = 1\n", ")\n",
+    ]
+)  # fmt: skip
+LINE_TEXT = st.lists(st.one_of(LINES, PIECES), max_size=30).map("".join)
+
+
+def _outcome(text: str) -> object:
+    try:
+        return split_statements(text, "fuzz.gin")
+    except GinSyntaxError as e:
+        return ("error", e.line, e.message)
+
+
+@FUZZ
+@given(st.one_of(LINE_TEXT, ANY_TEXT))
+def test_the_simple_line_shortcut_never_changes_the_result(text: str) -> None:
+    import re
+
+    from ginpipe import gintext
+
+    fast = _outcome(text)
+    shortcut = gintext._SIMPLE_LINE
+    gintext._SIMPLE_LINE = re.compile(r"(?!)")  # every line through the tokenizer
+    try:
+        slow = _outcome(text)
+    finally:
+        gintext._SIMPLE_LINE = shortcut
+    assert fast == slow

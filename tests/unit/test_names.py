@@ -95,6 +95,19 @@ def test_a_missing_dependency_of_a_module_is_named(toy_project, monkeypatch):
     sys.modules.pop("needs_dep", None)
 
 
+def test_a_missing_dependency_that_an_extra_installs_names_the_extra(toy_project, monkeypatch):
+    import importlib.util
+
+    if importlib.util.find_spec("mlflow") is not None:
+        pytest.skip("mlflow is installed")
+    toy_project.write("needs_mlflow.py", "import mlflow\n")
+    monkeypatch.syspath_prepend(str(toy_project.path))
+    toy_project.write("m.gin", "X = @needs_mlflow.Thing\n")
+    with pytest.raises(ConfigError, match=r"needs 'mlflow'.*pip install \"ginpipe\[mlflow\]\""):
+        compose(["m.gin"])
+    sys.modules.pop("needs_mlflow", None)
+
+
 def test_a_module_that_does_not_exist(toy_project):
     toy_project.write("m.gin", "X = @no_such_module_here.Thing\n")
     with pytest.raises(ConfigError, match="no module 'no_such_module_here'"):

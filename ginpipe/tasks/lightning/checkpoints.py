@@ -16,7 +16,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 from torch import nn
 
-from ginpipe import CheckpointError, atomic_path, path_error
+from ginpipe import CheckpointError, ConfigError, atomic_path, did_you_mean, path_error
 
 LAST_NAME = "last"
 ON_EXCEPTION_NAME = "on_exception"
@@ -93,6 +93,21 @@ class RelocatableModelCheckpoint(ModelCheckpoint):
     """
 
     PATH_FIELDS = ("best_model_path", "kth_best_model_path", "last_model_path")
+
+    def _save_topk_checkpoint(self, trainer: Any, monitor_candidates: dict[str, Any]) -> None:
+        """A monitored metric the model never logged is one line naming what it does log.
+
+        Where Lightning itself would refuse it (validation has run): its message suggests
+        calling ``log``, which misleads when the name is a typo. The metrics of a
+        LightningModule are known only now, so fit cannot check them before training."""
+        missing = self.monitor is not None and self.monitor not in monitor_candidates
+        if missing and self.save_top_k != 0 and trainer.fit_loop.epoch_loop.val_loop._has_run:
+            logged = sorted(monitor_candidates)
+            raise ConfigError(
+                f"fit.monitor={self.monitor!r} is not a metric the model logs; it logs "
+                f"{', '.join(logged) or 'nothing'}{did_you_mean(self.monitor, logged)}"
+            )
+        super()._save_topk_checkpoint(trainer, monitor_candidates)
 
     def _generate_state_key(self, **kwargs: Any) -> str:
         # The key Lightning's own class has: checkpoints written before keep their state.

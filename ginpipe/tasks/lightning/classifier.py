@@ -10,6 +10,8 @@ import pytorch_lightning as pl
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
+# What the classifier logs (``self.log`` below); fit.monitor must name one of them.
+LOGGED_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc")
 # Scheduler parameters that mean "length of the whole schedule"; filled in when unset.
 SCHEDULE_LENGTH_PARAMETERS = ("total_steps", "T_max")
 

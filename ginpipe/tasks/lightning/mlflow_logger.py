@@ -8,6 +8,8 @@ from pathlib import Path
 import gin
 from pytorch_lightning.loggers import MLFlowLogger
 
+from ginpipe import requires
+
 # MLflow 3 refuses a file store unless this is set; MLflow 2 ignores it.
 ALLOW_FILE_STORE_ENV = "MLFLOW_ALLOW_FILE_STORE"
 
@@ -29,3 +31,6 @@ def mlflow_logger(
         run_name=run_name,
         tracking_uri=Path(save_dir).resolve().as_uri(),
     )
+
+
+requires(mlflow_logger, "mlflow")  # MLFlowLogger imports it only when it is created
