@@ -23,7 +23,7 @@ from ginpipe.sweep.definition import Sweep
 from ginpipe.sweep.pruning import CALLBACK_MOD
 from ginpipe.sweep.results import draw_plots, write_results
 from ginpipe.sweep.space import Space, SpaceError, build_space
-from ginpipe.sweep.study import check_choices, open_study, parse_pruner, started
+from ginpipe.sweep.study import SAMPLERS, check_choices, open_study, parse_pruner, started
 from ginpipe.sweep.worker import THREADS_ENV, run_worker
 
 LAUNCHERS = ("local", "slurm")
@@ -53,11 +53,17 @@ def check_values(space: Space) -> None:
 
 
 def validate(space: Space, prune: bool) -> tuple[str, list[str]]:
-    """Compose the configs with the first value of every swept key, as a trial would, with
-    every --mod check (did-you-mean); the main metric and the task names."""
-    mods = [*space.first_mods(), *([CALLBACK_MOD] if prune else [])]
+    """Compose the configs as a trial would, with every --mod check (did-you-mean): with the
+    first value of every swept key, then with each other listed value in its place (a
+    distribution's range is checked by its low end). The main metric and the task names."""
+    extra = [CALLBACK_MOD] if prune else []
+    first = {p.key: p.first() for p in space.params}
     try:
-        prepared = prepare(RunRequest(files=space.configs, mods=mods))
+        prepared = prepare(RunRequest(files=space.configs, mods=[*space.mods(first), *extra]))
+        for param in space.params:
+            for value in param.values[1:]:
+                mods = space.mods({**first, param.key: value})
+                prepare(RunRequest(files=space.configs, mods=[*mods, *extra]))
         return str(prepared.settings["main_metric"]), [s.spec.name for s in prepared.steps]
     finally:
         gin.clear_config()
@@ -93,7 +99,11 @@ def create(
     if launcher not in LAUNCHERS:
         raise ConfigError(f"unknown launcher {launcher!r}: one of {', '.join(LAUNCHERS)}")
     parse_pruner(pruner)
-    if launcher == "local":
+    if sampler is not None and sampler not in SAMPLERS:
+        raise ConfigError(f"unknown sampler {sampler!r}: one of {', '.join(SAMPLERS)}")
+    if direction not in ("maximize", "minimize"):
+        raise ConfigError(f"--direction must be maximize or minimize, got {direction!r}")
+    if launcher == "local" and jobs > 1:
         check_gpus(jobs)
     build_space(configs, mods, copy_dir=None)  # refuse a malformed space before any folder
     path = definition.new_sweep_dir(root, project or default_project())
@@ -105,7 +115,7 @@ def create(
         main_metric, tasks = validate(space, prune=False)
         prune = pruner.partition(":")[0] != "none" and "fit" in tasks
         if prune:
-            validate(space, prune=True)
+            validate(Space(space.configs, space.fixed, space.params[:0]), prune=True)
         sweep = Sweep(
             dir=path,
             space=space,
