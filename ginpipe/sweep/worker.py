@@ -185,12 +185,14 @@ def _termination_interrupts() -> Iterator[None]:
 
 
 def set_threads() -> None:
-    """Torch threads of this worker: its share of the cores (``--jobs`` splits them)."""
-    threads = os.environ.get(THREADS_ENV)
-    if threads:
-        import torch
+    """Torch threads of this worker: its share of the cores (``--jobs`` splits them).
 
-        torch.set_num_threads(int(threads))
+    A worker imports torch only when a trial needs it, and torch then takes its thread count
+    from ``OMP_NUM_THREADS``, which the launcher set; a torch already imported is told here.
+    """
+    threads = os.environ.get(THREADS_ENV)
+    if threads and "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(int(threads))
 
 
 def run_worker(sweep_dir: Path, max_trials: int | None = None) -> int:
