@@ -114,7 +114,7 @@ def results(sweep: Sweep, found: list[Row]) -> dict[str, Any]:
     """What ``sweep.json`` records about the trials so far."""
     complete = [r for r in found if r.state == "complete"]
     best = complete[0].to_json() if complete else None
-    counts = {state: sum(r.state == state for r in found) for state in _ORDER if state != "stopped"}
+    counts = {state: sum(r.state == state for r in found) for state in _ORDER}
     return {
         "metric": sweep.metric,
         "direction": sweep.direction,
