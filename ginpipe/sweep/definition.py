@@ -17,7 +17,6 @@ from ginpipe.sweep.space import Param, Space
 
 SWEEP_FILE = GROUP_FILE
 JOURNAL = "study.journal"
-STUDY_NAME = "ginpipe-sweep"
 VERSION = 1
 
 
@@ -42,6 +41,13 @@ class Sweep:
     argv: list[str] = field(default_factory=list)
     cwd: str = ""
     created: str = ""
+    # Unique per sweep, so sweeps can share one database (--storage); fixed at creation, so
+    # a moved or renamed sweep folder still finds its study.
+    study_name: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.study_name:
+            self.study_name = f"{self.project}/{self.dir.name}"
 
     @property
     def root(self) -> Path:
@@ -75,6 +81,7 @@ class Sweep:
             "jobs": self.jobs,
             "launcher": self.launcher,
             "storage": self.storage,
+            "study_name": self.study_name,
             "max_failure_rate": self.max_failure_rate,
             "prune": self.prune,
             "slurm": self.slurm,
@@ -142,6 +149,7 @@ def load(sweep_dir: Path) -> Sweep:
             jobs=int(data["jobs"]),
             launcher=str(data["launcher"]),
             storage=data.get("storage"),
+            study_name=str(data.get("study_name") or ""),
             max_failure_rate=float(data["max_failure_rate"]),
             prune=bool(data.get("prune", False)),
             slurm=dict(data.get("slurm") or {}),

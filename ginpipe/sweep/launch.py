@@ -261,7 +261,9 @@ class TrialJob:
             os.chdir(self.cwd)
             if self.cwd not in sys.path:
                 sys.path.insert(0, self.cwd)
-        return run_worker(Path(sweep_dir), max_trials=1)
+        code = run_worker(Path(sweep_dir), max_trials=1)
+        finish(definition.load(Path(sweep_dir)))  # the plots, as each element ends
+        return code
 
     def checkpoint(self, sweep_dir: str) -> Any:
         import submitit

@@ -21,7 +21,7 @@ from ginpipe import rundir
 from ginpipe.atomic import atomic_write_bytes
 from ginpipe.errors import ConfigError
 from ginpipe.sweep import definition
-from ginpipe.sweep.definition import STUDY_NAME, Sweep, trial_name
+from ginpipe.sweep.definition import Sweep, trial_name
 from ginpipe.sweep.space import value_text
 from ginpipe.sweep.study import CLAIMS, reading_storage
 
@@ -134,7 +134,7 @@ def load_rows(sweep_dir: Path) -> tuple[Sweep, list[Row]]:
     """The trials of a sweep folder, read without writing anything."""
     sweep = definition.load(sweep_dir)
     try:
-        study = optuna.load_study(study_name=STUDY_NAME, storage=reading_storage(sweep))
+        study = optuna.load_study(study_name=sweep.study_name, storage=reading_storage(sweep))
     except KeyError:
         return sweep, []  # created, no trial asked yet
     return sweep, rows(sweep, study.get_trials(deepcopy=False))

@@ -23,7 +23,7 @@ from optuna.storages.journal._file import BaseJournalFileLock
 from optuna.trial import TrialState
 
 from ginpipe.errors import ConfigError
-from ginpipe.sweep.definition import STUDY_NAME, Sweep, trial_name
+from ginpipe.sweep.definition import Sweep, trial_name
 
 SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = ("median", "percentile", "hyperband", "none")
@@ -160,7 +160,7 @@ def check_choices(sweep: Sweep) -> None:
 def open_study(sweep: Sweep) -> optuna.Study:
     """The sweep's study (created on first use)."""
     return optuna.create_study(
-        study_name=STUDY_NAME,
+        study_name=sweep.study_name,
         storage=storage(sweep),
         sampler=sampler(sweep),
         pruner=pruner(sweep.pruner),

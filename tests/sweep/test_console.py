@@ -14,7 +14,6 @@ import optuna
 import pytest
 
 from ginpipe.sweep import definition
-from ginpipe.sweep.definition import STUDY_NAME
 from ginpipe.sweep.study import reading_storage
 
 GINPIPE = Path(sys.executable).parent / "ginpipe"
@@ -80,8 +79,9 @@ def test_a_sweep_through_the_console_script_in_a_users_folder(tmp_path: Path) ->
     assert data["results"]["best"]["params"] == {"numbers.n": "5"}
     assert data["results"]["counts"]["complete"] == 4
     # two workers: some trial started before another one ended
-    storage = reading_storage(definition.load(sweep))
-    trials = optuna.load_study(study_name=STUDY_NAME, storage=storage).get_trials()
+    found = definition.load(sweep)
+    study = optuna.load_study(study_name=found.study_name, storage=reading_storage(found))
+    trials = study.get_trials()
     spans = sorted((t.datetime_start, t.datetime_complete) for t in trials)
     assert any(later[0] < earlier[1] for earlier, later in itertools.pairwise(spans))
     table = ginpipe(folder, "runs", "--sweep", str(sweep.relative_to(folder)))

@@ -9,7 +9,6 @@ from pathlib import Path
 import optuna
 import pytest
 
-from ginpipe.sweep.definition import STUDY_NAME
 from ginpipe.sweep.study import reading_storage
 
 pytestmark = pytest.mark.usefixtures("toy_project")
@@ -22,9 +21,8 @@ def sweep_dirs(project) -> list[Path]:
 def study_states(sweep_dir: Path) -> dict[int, str]:
     from ginpipe.sweep import definition
 
-    study = optuna.load_study(
-        study_name=STUDY_NAME, storage=reading_storage(definition.load(sweep_dir))
-    )
+    sweep = definition.load(sweep_dir)
+    study = optuna.load_study(study_name=sweep.study_name, storage=reading_storage(sweep))
     return {t.number: t.state.name for t in study.get_trials()}
 
 
@@ -182,3 +180,15 @@ def test_resume_needs_no_other_argument_and_finishes_nothing_twice(toy_project, 
     assert refused.exit_code == 2 and "give no configs" in refused.output
     missing = cli("sweep", "--resume", str(toy_project.path))
     assert missing.exit_code == 2 and "not a sweep directory" in missing.output
+
+
+def test_sweeps_can_share_one_database(toy_project, cli, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    for scale in ("1,2", "3,4,5"):
+        result = cli("sweep", "base.gin", "-m", f"add_up.scale={scale}", "--storage", url)
+        assert result.exit_code == 0, result.output
+    first, second = sweep_dirs(toy_project)
+    assert len(study_states(first)) == 2 and len(study_states(second)) == 3
+    assert not (first / "study.journal").exists()
+    names = optuna.get_all_study_names(storage=url)
+    assert sorted(names) == sorted(f"proj/{p.name}" for p in (first, second))

@@ -16,7 +16,6 @@ import optuna
 import pytest
 
 from ginpipe.sweep import definition
-from ginpipe.sweep.definition import STUDY_NAME
 from ginpipe.sweep.study import reading_storage
 
 TOY_DIR = Path(__file__).resolve().parents[1] / "toy"
@@ -34,8 +33,9 @@ def sweep_command(*args: str) -> list[str]:
 
 
 def trials_of(sweep_dir: Path) -> list[optuna.trial.FrozenTrial]:
-    storage = reading_storage(definition.load(sweep_dir))
-    return optuna.load_study(study_name=STUDY_NAME, storage=storage).get_trials()
+    sweep = definition.load(sweep_dir)
+    study = optuna.load_study(study_name=sweep.study_name, storage=reading_storage(sweep))
+    return study.get_trials()
 
 
 def record(path: Path) -> dict:
