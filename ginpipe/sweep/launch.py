@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import ast
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -64,9 +66,32 @@ def validate(space: Space, prune: bool) -> tuple[str, list[str]]:
             for value in param.values[1:]:
                 mods = space.mods({**first, param.key: value})
                 prepare(RunRequest(files=space.configs, mods=[*mods, *extra]))
+        check_one_device(prepared.composition.bindings)
         return str(prepared.settings["main_metric"]), [s.spec.name for s in prepared.steps]
     finally:
         gin.clear_config()
+
+
+def check_one_device(bindings: str) -> None:
+    """A trial trains in one process: Lightning would start DDP ranks by re-running this
+    command line, i.e. the whole sweep. More devices per trial need a launcher per trial."""
+    for line in bindings.splitlines():
+        match = re.match(r"^(?:\S+\.)?Trainer\.(devices|num_nodes) = (.+)$", line.strip())
+        if not match:
+            continue
+        try:
+            value = ast.literal_eval(match.group(2))
+        except (ValueError, SyntaxError):
+            continue
+        several = (isinstance(value, int) and value > 1) or (
+            isinstance(value, (list, tuple)) and len(value) > 1
+        )
+        if several:
+            raise ConfigError(
+                f"a sweep trains each trial in one process, but Trainer.{match.group(1)} = "
+                f"{match.group(2)}: use one device per trial (--jobs N gives each worker its "
+                "own GPU)"
+            )
 
 
 def create(
