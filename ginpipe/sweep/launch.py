@@ -193,7 +193,8 @@ def launch(sweep: Sweep, cluster: str = "slurm", wait: bool = True) -> int:
     if sweep.launcher == "slurm":
         code = launch_submitit(sweep, cluster=cluster, wait=wait)
     elif sweep.jobs == 1:
-        code = _in_cwd(sweep, lambda: run_worker(sweep.dir))
+        folder = sweep.dir.resolve()  # named from here, run from where it was created
+        code = _in_cwd(sweep, lambda: run_worker(folder))
     else:
         code = launch_processes(sweep)
     finish(sweep)
