@@ -76,6 +76,12 @@ def test_a_grid_runs_each_point_once_as_a_run_sharing_the_cache(toy_project, cli
 
     diff = cli("diff", str(sweep / "trial-0000"), str(sweep / "trial-0001"))
     assert diff.exit_code == 0 and "metrics:" in diff.output
+    # everything the sweep wrote is inside the root: the sweep folder and the cache
+    assert sorted(p.name for p in toy_project.path.iterdir()) == [
+        "base.gin", "calls.log", "experiments"
+    ]  # fmt: skip
+    assert sorted(p.name for p in toy_project.root.iterdir()) == [".cache", "proj"]
+    assert [p.name for p in toy_project.runs.iterdir()] == [sweep.name]
 
 
 def test_seeds_swept_give_mean_and_std_per_configuration(toy_project, cli) -> None:
