@@ -301,6 +301,11 @@ def launch_submitit(sweep: Sweep, cluster: str = "slurm", wait: bool = False) ->
     """One array element per remaining trial, at most ``--jobs`` at a time."""
     import submitit
 
+    if cluster == "slurm" and shutil.which("sbatch") is None:
+        raise ConfigError(
+            "--launcher slurm submits with sbatch, which is not on this machine's PATH: "
+            "run the sweep from a SLURM login node"
+        )
     study = open_study(sweep)
     remaining = sweep.trials - len(started(study)) + _stopped(sweep, study)
     if remaining <= 0:

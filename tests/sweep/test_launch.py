@@ -56,3 +56,25 @@ def test_a_trial_on_several_devices_is_refused(line: str, refused: bool) -> None
             launch.check_one_device(bindings)
     else:
         launch.check_one_device(bindings)
+
+
+def test_the_objective_is_a_final_metric_or_the_best_logged_epoch(tmp_path: Path) -> None:
+    from ginpipe.sweep.worker import objective
+
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "metrics.csv").write_text(
+        "epoch,step,val_acc,val_loss,train_loss\n0,9,0.5,1.2,\n0,9,,,1.5\n1,19,0.75,0.9,\n"
+        "2,29,0.7,0.8,\n"
+    )
+    assert objective(tmp_path, {"accuracy": 0.9}, "accuracy", "maximize") == 0.9
+    assert objective(tmp_path, {"accuracy": 0.9}, "val_acc", "maximize") == 0.75
+    assert objective(tmp_path, {}, "val_loss", "minimize") == 0.8
+    assert objective(tmp_path, {"accuracy": float("nan")}, "accuracy", "maximize") is None
+    assert objective(tmp_path, {}, "f1", "maximize") is None
+
+
+def test_slurm_needs_sbatch(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("submitit")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(ConfigError, match="sbatch"):
+        launch.launch_submitit(a_sweep(tmp_path, jobs=2), cluster="slurm")
