@@ -288,7 +288,9 @@ class TrialJob:
             if self.cwd not in sys.path:
                 sys.path.insert(0, self.cwd)
         code = run_worker(Path(sweep_dir), max_trials=1)
-        finish(definition.load(Path(sweep_dir)))  # the plots, as each element ends
+        sweep = definition.load(Path(sweep_dir))
+        if all_done(sweep):
+            finish(sweep)  # the element that ends the sweep draws the plots
         return code
 
     def checkpoint(self, sweep_dir: str) -> Any:
@@ -331,6 +333,12 @@ def launch_submitit(sweep: Sweep, cluster: str = "slurm", wait: bool = False) ->
         return EXIT_OK
     codes = [int(job.result()) for job in jobs]
     return max(codes) if any(codes) else EXIT_OK
+
+
+def all_done(sweep: Sweep) -> bool:
+    """Every trial of the budget has ended."""
+    trials = open_study(sweep).get_trials(deepcopy=False)
+    return sum(t.state.is_finished() for t in trials) >= sweep.trials
 
 
 def _stopped(sweep: Sweep, study: Any) -> int:
