@@ -226,6 +226,23 @@ def runs(
 
     found = _guarded(verbose, lambda: list_runs(root, project=project, where=where or []))
     typer.echo(format_table(found))
+    if not where:
+        for line in _sweeps(root, project):
+            typer.echo(line)
+
+
+def _sweeps(root: Path, project: str | None) -> list[str]:
+    """Sweep folders hold their trials one level down: name them, with the command."""
+    from ginpipe.rundir import CONFIG, GROUP_FILE
+
+    lines = []
+    for marker in sorted(root.glob(f"{project or '*'}/*/{GROUP_FILE}")):
+        trials = len(list(marker.parent.glob(f"*/{CONFIG}")))
+        lines.append(
+            f"sweep {marker.parent.parent.name}/{marker.parent.name}: {trials} trials "
+            f"(ginpipe runs --sweep {marker.parent})"
+        )
+    return lines
 
 
 def _sweep_table(sweep_dir: Path) -> str:

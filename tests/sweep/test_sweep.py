@@ -74,6 +74,10 @@ def test_a_grid_runs_each_point_once_as_a_run_sharing_the_cache(toy_project, cli
     assert values == sorted(values, reverse=True)
     assert "4 of 4 trials (4 complete)" in table[5]
 
+    listing = cli("runs").output
+    command = f"ginpipe runs --sweep experiments/proj/{sweep.name}"
+    assert f"sweep proj/{sweep.name}: 4 trials ({command})" in listing
+
     diff = cli("diff", str(sweep / "trial-0000"), str(sweep / "trial-0001"))
     assert diff.exit_code == 0 and "metrics:" in diff.output
     # everything the sweep wrote is inside the root: the sweep folder and the cache
