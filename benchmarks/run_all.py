@@ -47,6 +47,7 @@ BENCHMARKS = {
     "predict": "benchmarks.predict_throughput",
     "features": "benchmarks.feature_extraction",
     "cache": "benchmarks.cache_warm",
+    "sweep": "benchmarks.sweep_grid",
     "overhead": "benchmarks.overhead",
     "resume": "benchmarks.resume",
     "resume_start": "benchmarks.resume_first_step",

@@ -38,6 +38,7 @@ def run(
     root: str | Path = "experiments",
     name: str | None = None,
     project: str | None = None,
+    group: str | None = None,
     use_cache: bool = True,
     rerun: Sequence[str] = (),
 ) -> Any:
@@ -45,13 +46,15 @@ def run(
     (``ginpipe.load_run`` of its directory: ``.dir``, ``.status``, ``.metrics``, ...).
 
     An interrupted run (Ctrl-C) comes back with ``status == "interrupted"``: continue it with
-    ``ginpipe.resume(run.dir)``.
+    ``ginpipe.resume(run.dir)``. ``group`` puts the run in a folder of runs inside the
+    project (``ROOT/PROJECT/GROUP/NAME``, as a sweep's trials are).
     """
     request = RunRequest(
         files=[str(c) for c in configs],
         mods=list(mods),
         name=name,
         project=project,
+        group=group,
         root=Path(root),
         use_cache=use_cache,
         rerun=list(rerun),

@@ -212,13 +212,156 @@ def runs(
     where: Annotated[
         list[str] | None, typer.Option(help="Only runs whose config has KEY=VALUE, e.g. LR=0.01.")
     ] = None,
+    sweep: Annotated[
+        Path | None,
+        typer.Option(help="The trials of this sweep folder instead: swept values, best first."),
+    ] = None,
     verbose: Verbose = False,
 ) -> None:
     """A table of runs: name, status, started, duration, main metric."""
+    if sweep is not None:
+        typer.echo(_guarded(verbose, lambda: _sweep_table(sweep)))
+        return
     from ginpipe.history import format_table, list_runs
 
     found = _guarded(verbose, lambda: list_runs(root, project=project, where=where or []))
     typer.echo(format_table(found))
+    if not where:
+        for line in _sweeps(root, project):
+            typer.echo(line)
+
+
+def _sweeps(root: Path, project: str | None) -> list[str]:
+    """Sweep folders hold their trials one level down: name them, with the command."""
+    from ginpipe.rundir import CONFIG, GROUP_FILE
+
+    lines = []
+    for marker in sorted(root.glob(f"{project or '*'}/*/{GROUP_FILE}")):
+        trials = len(list(marker.parent.glob(f"*/{CONFIG}")))
+        lines.append(
+            f"sweep {marker.parent.parent.name}/{marker.parent.name}: {trials} trials "
+            f"(ginpipe runs --sweep {marker.parent})"
+        )
+    return lines
+
+
+def _sweep_table(sweep_dir: Path) -> str:
+    from ginpipe.sweep import require
+
+    require("optuna")
+    from ginpipe.sweep.results import check_sweep_dir, format_table, load_rows
+
+    check_sweep_dir(sweep_dir)
+    return format_table(*load_rows(sweep_dir))
+
+
+@app.command()
+def sweep(
+    configs: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Configs applied in order, as for run; a sweep file's distributions "
+            "(LR = @loguniform(1e-4, 1e-1)) are searched.",
+            autocompletion=_complete_configs,
+        ),
+    ] = None,
+    mod: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--mod",
+            "-m",
+            help="A binding; a comma list ('LR=1e-3,1e-2') is a grid axis. Repeatable.",
+        ),
+    ] = None,
+    trials: Annotated[
+        int | None, typer.Option(help="Budget of trials (default for a grid: its size).")
+    ] = None,
+    jobs: Annotated[int, typer.Option(help="Trials at once (workers / array tasks).")] = 1,
+    launcher: Annotated[str, typer.Option(help="local or slurm (submitit job array).")] = "local",
+    resume: Annotated[
+        Path | None, typer.Option(help="Continue this sweep folder toward its budget.")
+    ] = None,
+    sampler: Annotated[
+        str | None, typer.Option(help="grid, tpe or random (default: grid for comma lists only).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the sampler.")] = 0,
+    pruner: Annotated[
+        str, typer.Option(help="median, median:startup=2,warmup=1, percentile, hyperband, none.")
+    ] = "median",
+    metric: Annotated[
+        str | None,
+        typer.Option(
+            help="Objective: a final metric, or a logged column such as val_acc "
+            "(default: the run's main metric)."
+        ),
+    ] = None,
+    direction: Annotated[str, typer.Option(help="maximize or minimize.")] = "maximize",
+    storage: Annotated[
+        str | None, typer.Option(help="Study storage URL (default: a journal file in the sweep).")
+    ] = None,
+    max_failure_rate: Annotated[
+        float, typer.Option(help="Stop once more than this share of the budget failed.")
+    ] = 0.5,
+    partition: Annotated[str | None, typer.Option(help="SLURM partition.")] = None,
+    time_min: Annotated[int, typer.Option(help="SLURM time limit per trial, minutes.")] = 60,
+    gpus_per_trial: Annotated[int, typer.Option(help="SLURM GPUs per trial.")] = 0,
+    cpus_per_trial: Annotated[int | None, typer.Option(help="SLURM CPUs per trial.")] = None,
+    root: Root = Path("experiments"),
+    project: Annotated[str | None, typer.Option(help="Project (default: this folder).")] = None,
+    verbose: Verbose = False,
+) -> None:
+    """Run a grid or an Optuna search; every trial is a run in ROOT/PROJECT/sweep-<time>."""
+    _setup_logging(verbose)
+
+    def start() -> int:
+        from ginpipe.sweep import require
+
+        require("optuna", *(["submitit"] if launcher == "slurm" else []))
+        from ginpipe.sweep import launch
+
+        if resume is not None:
+            if configs or mod:
+                raise _usage("--resume continues a sweep as it was defined: give no configs or -m")
+            found = launch.resume(resume)
+            if found.launcher == "slurm":
+                require("submitit")
+            return launch.launch(found, wait=False)
+        if not configs:
+            raise _usage("no config given, e.g. ginpipe sweep base models/resnet -m LR=1e-3,1e-2")
+        slurm = {
+            "partition": partition,
+            "time_min": time_min,
+            "gpus_per_trial": gpus_per_trial,
+            "cpus_per_trial": cpus_per_trial,
+        }
+        created = launch.create(
+            configs,
+            mod or [],
+            trials=trials,
+            jobs=jobs,
+            launcher=launcher,
+            sampler=sampler,
+            seed=seed,
+            pruner=pruner,
+            metric=metric,
+            direction=direction,
+            storage=storage,
+            max_failure_rate=max_failure_rate,
+            root=root,
+            project=project,
+            slurm=slurm,
+            argv=list(sys.argv),
+        )
+        typer.echo(f"sweep directory: {created.dir}")
+        return launch.launch(created, wait=False)
+
+    raise typer.Exit(_guarded(verbose, start))
+
+
+def _usage(message: str) -> Exception:
+    from ginpipe.errors import ConfigError
+
+    return ConfigError(message)
 
 
 @app.command()

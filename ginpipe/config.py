@@ -39,7 +39,7 @@ import gin
 
 from ginpipe import ginapi, names, settings  # noqa: F401  (settings registers `run`)
 from ginpipe.errors import ConfigError
-from ginpipe.gintext import GinSyntaxError, Statement, split_statements
+from ginpipe.gintext import GinSyntaxError, Statement, split_statements, split_top_level
 from ginpipe.shipped import SHIPPED_DIR, resolve_config
 from ginpipe.suggest import did_you_mean, parameter_names
 
@@ -150,6 +150,11 @@ class _Reader:
                     'e.g. --mod "Trainer.max_epochs=3"'
                 )
             origin = f"{MOD_SOURCE} {mod!r}"
+            if match.group("op") == "=" and len(split_top_level(match.group("value"))) > 1:
+                raise ConfigError(
+                    f"{origin}: a comma list is a sweep axis: use `ginpipe sweep` "
+                    "(or write a list in brackets, [a, b])"
+                )
             try:
                 statements = split_statements(mod, origin)
             except GinSyntaxError as e:

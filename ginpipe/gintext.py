@@ -444,3 +444,43 @@ def _include_path(toks: list[_Tok], filename: str) -> str:
     if not isinstance(path, str) or not path:
         raise GinSyntaxError(filename, toks[0].line, "expected a quoted file path after 'include'")
     return path
+
+
+_OPEN = "([{"
+_CLOSE = {")": "(", "]": "[", "}": "{"}
+
+
+def split_top_level(text: str) -> list[str]:
+    """``text`` split at commas outside brackets, parentheses and quotes, each stripped.
+
+    ``"1e-3,1e-2"`` -> two values; ``"[1, 2]"``, ``"'a,b'"`` and ``"f(1, 2)"`` -> one.
+    Unbalanced brackets or quotes leave the text whole (gin reports them later).
+    """
+    parts: list[str] = []
+    depth: list[str] = []
+    quote = ""
+    start = 0
+    escaped = False
+    for i, char in enumerate(text):
+        if quote:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == quote:
+                quote = ""
+        elif char in "'\"":
+            quote = char
+        elif char in _OPEN:
+            depth.append(char)
+        elif char in _CLOSE:
+            if not depth or depth[-1] != _CLOSE[char]:
+                return [text.strip()]
+            depth.pop()
+        elif char == "," and not depth:
+            parts.append(text[start:i].strip())
+            start = i + 1
+    if quote or depth:
+        return [text.strip()]
+    parts.append(text[start:].strip())
+    return parts

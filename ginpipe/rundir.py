@@ -34,10 +34,20 @@ OPERATIVE = "operative.gin"
 RUN_JSON = "run.json"
 LOCK = ".lock"
 GIT_DIFF = "git.diff"
+# A folder of runs inside a project (a sweep: ROOT/PROJECT/SWEEP/NAME) holds this file.
+GROUP_FILE = "sweep.json"
 
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+def root_of(run_dir: Path) -> Path:
+    """The root a run directory belongs to (its cache is ``ROOT/.cache``): two levels up,
+    three for a run inside a folder of runs (``ROOT/PROJECT/SWEEP/NAME``)."""
+    if (run_dir.parent / GROUP_FILE).is_file():
+        return run_dir.parent.parent.parent
+    return run_dir.parent.parent
 
 
 def generated_name(digest: str) -> str:

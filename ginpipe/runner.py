@@ -54,6 +54,8 @@ class RunRequest:
     mods: list[str] = field(default_factory=list)
     name: str | None = None
     project: str | None = None
+    # A folder of runs inside the project (a sweep's trials): ROOT/PROJECT/GROUP/NAME.
+    group: str | None = None
     root: Path = Path("experiments")
     resume: Path | None = None
     dry_run: bool = False
@@ -156,6 +158,9 @@ def run_path(request: RunRequest, composition: Composition, ranks: distributed.R
     if request.project is not None:
         check_component(request.project, "--project")
     project_dir = request.root / (request.project or default_project())
+    if request.group is not None:
+        check_component(request.group, "group")
+        project_dir = project_dir / request.group
     name = request.name or distributed.scheduler_run_name() or distributed.launcher_run_name()
     if name:
         check_component(name, "--name")
@@ -209,7 +214,7 @@ def _execute(request: RunRequest, ranks: distributed.Ranks) -> RunOutcome:
     prepared = prepare(request)
     # The cache is always ROOT/.cache; the plan is checked before a run directory exists,
     # so a refused request leaves nothing behind.
-    root = request.resume.parent.parent if request.resume is not None else request.root
+    root = rundir.root_of(request.resume) if request.resume is not None else request.root
     store = ArtifactStore(root / CACHE_DIR)
     store.check_usable()
     steps = plan(
@@ -363,7 +368,9 @@ def _run_steps(
     events: Events,
 ) -> Any:
     """The pipeline itself, with SIGINT/SIGTERM turned into ``Interrupted``."""
-    context = RunContext(run.path, run.name, run.project, ranks.rank, ranks.world_size)
+    context = RunContext(
+        run.path, run.name, run.project, ranks.rank, ranks.world_size, root=rundir.root_of(run.path)
+    )
     with _signals_raise_interrupted():
         events.emit("on_run_start", {"dir": str(run.path), "name": run.name})
         pipeline = Pipeline(steps, store=store, run=context, events=events)

@@ -24,6 +24,8 @@ class RunContext:
     project: str
     rank: int = 0
     world_size: int = 1
+    # ROOT, whose .cache the run shares (None outside the runner: ROOT is dir/../..).
+    root: Path | None = None
 
     @property
     def is_main(self) -> bool:

@@ -56,7 +56,7 @@ def _data_state(run_dir: Path) -> Any:
     needed = _needed(steps[: last + 1])
     for index, step in enumerate(needed):
         step.index = index
-    store = ReadOnlyStore(run_dir.parent.parent / CACHE_DIR)
+    store = ReadOnlyStore(rundir.root_of(run_dir) / CACHE_DIR)
     planned = plan(needed, store)
     context = RunContext(run_dir, run.name, run.project)
     logger.info(f"reading the splits of {run_dir}")

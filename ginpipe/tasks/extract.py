@@ -140,9 +140,11 @@ def _decoder_spec(dataset: dict, decoder: Callable[[str], np.ndarray] | None) ->
 def _default_store(state: TaskView) -> Path:
     try:
         run_dir = Path(state.run.dir).absolute()
+        root = state.run.root
     except RuntimeError:
         raise ConfigError("extract_features.store is needed outside a run") from None
-    return run_dir.parent.parent / CACHE_DIR / FEATURES_DIR
+    root = Path(root).absolute() if root is not None else run_dir.parent.parent
+    return root / CACHE_DIR / FEATURES_DIR
 
 
 def _workers(workers: int | None) -> int:

@@ -1,0 +1,205 @@
+"""The Optuna study of a sweep: storage, sampler, pruner, and the locks that let many
+workers share it.
+
+The study lives in the sweep folder as Optuna's journal file (an RDB URL may replace it on a
+cluster). Two ``flock`` locks, which the kernel releases when their holder dies (even by
+``kill -9``), keep workers honest: the *ask lock* makes "count the trials, start one" atomic,
+so a budget is never exceeded; a *claim lock* per trial is held by the worker running it,
+so a RUNNING trial whose claim is free was left by a dead worker and is resumed, once.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages.journal import JournalFileBackend, JournalStorage
+from optuna.storages.journal._file import BaseJournalFileLock
+from optuna.trial import TrialState
+
+from ginpipe.errors import ConfigError
+from ginpipe.sweep.definition import Sweep, trial_name
+
+SAMPLERS = ("tpe", "random", "grid")
+PRUNERS = ("median", "percentile", "hyperband", "none")
+ASK_LOCK = ".ask.lock"
+CLAIMS = ".claims"
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+class FlockLock(BaseJournalFileLock):
+    """The journal's lock as an ``flock``: a killed writer cannot leave it held (Optuna's
+    default symlink lock is broken only after a grace period)."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+def _repair_journal(path: Path) -> None:
+    """A writer killed mid-line leaves a line without its newline, which Optuna then refuses
+    to read past: cut it (under the journal lock; the line's operation never happened)."""
+    lock = FlockLock(str(path) + ".lock")
+    lock.acquire()
+    try:
+        if not path.is_file():
+            return
+        data = path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            with path.open("r+b") as f:
+                f.truncate(data.rfind(b"\n") + 1)
+                f.flush()
+                os.fsync(f.fileno())
+    finally:
+        lock.release()
+
+
+def storage(sweep: Sweep) -> Any:
+    """The journal file in the sweep folder, or the RDB URL the sweep was given."""
+    if sweep.storage:
+        return sweep.storage
+    path = Path(sweep.storage_url)
+    _repair_journal(path)
+    return JournalStorage(JournalFileBackend(str(path), lock_obj=FlockLock(str(path) + ".lock")))
+
+
+class GridSampler(optuna.samplers.GridSampler):
+    """Optuna's grid, without its ``study.stop()`` once every point has started (which only
+    works inside ``study.optimize``): the sweep's budget, the grid's size, stops it."""
+
+    def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+        return None
+
+
+def reading_storage(sweep: Sweep) -> Any:
+    """The study's storage for reading only: nothing is repaired, locked or created."""
+    if sweep.storage:
+        return sweep.storage
+    path = Path(sweep.storage_url)
+    if not path.is_file():
+        raise ConfigError(f"the sweep has no study yet ({path} is missing)")
+    return JournalStorage(JournalFileBackend(str(path), lock_obj=FlockLock(str(path) + ".lock")))
+
+
+def parse_pruner(spec: str) -> tuple[str, dict[str, float]]:
+    """``median``, ``median:startup=2,warmup=1``, ``percentile:percentile=25``, ``hyperband``,
+    ``none`` -> (name, options)."""
+    name, _, rest = spec.partition(":")
+    if name not in PRUNERS:
+        raise ConfigError(f"unknown pruner {name!r}: one of {', '.join(PRUNERS)}")
+    options: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in rest.split(","))):
+        key, eq, value = item.partition("=")
+        try:
+            options[key.strip()] = float(value)
+        except ValueError:
+            eq = ""
+        if not eq:
+            raise ConfigError(f"malformed pruner option {item!r}: expected NAME=NUMBER")
+    allowed = {"median": {"startup", "warmup"}, "percentile": {"startup", "warmup", "percentile"}}
+    unknown = set(options) - allowed.get(name, set())
+    if unknown:
+        raise ConfigError(f"pruner {name} has no option {sorted(unknown)[0]!r}")
+    return name, options
+
+
+def pruner(spec: str) -> optuna.pruners.BasePruner:
+    name, options = parse_pruner(spec)
+    startup = int(options.get("startup", 5))
+    warmup = int(options.get("warmup", 0))
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=startup, n_warmup_steps=warmup)
+    if name == "percentile":
+        return optuna.pruners.PercentilePruner(
+            options.get("percentile", 25.0), n_startup_trials=startup, n_warmup_steps=warmup
+        )
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner()
+    return optuna.pruners.NopPruner()
+
+
+def sampler(sweep: Sweep) -> optuna.samplers.BaseSampler:
+    if sweep.sampler == "grid":
+        return GridSampler(sweep.space.grid(), seed=sweep.seed)
+    if sweep.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=sweep.seed)
+    return optuna.samplers.TPESampler(seed=sweep.seed)
+
+
+def check_choices(sweep: Sweep) -> None:
+    """Sampler, pruner and direction are checked when the sweep is created."""
+    if sweep.sampler not in SAMPLERS:
+        raise ConfigError(f"unknown sampler {sweep.sampler!r}: one of {', '.join(SAMPLERS)}")
+    if sweep.sampler == "grid" and not sweep.space.is_grid:
+        raise ConfigError(
+            "the grid sampler needs comma lists only; a distribution needs --sampler tpe/random"
+        )
+    if sweep.direction not in ("maximize", "minimize"):
+        raise ConfigError(f"--direction must be maximize or minimize, got {sweep.direction!r}")
+    parse_pruner(sweep.pruner)
+
+
+def open_study(sweep: Sweep) -> optuna.Study:
+    """The sweep's study (created on first use)."""
+    return optuna.create_study(
+        study_name=sweep.study_name,
+        storage=storage(sweep),
+        sampler=sampler(sweep),
+        pruner=pruner(sweep.pruner),
+        direction=sweep.direction,
+        load_if_exists=True,
+    )
+
+
+def started(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """Trials that count toward the budget: every trial except those still waiting."""
+    return [t for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING]
+
+
+@contextmanager
+def ask_lock(sweep_dir: Path) -> Iterator[None]:
+    fd = os.open(sweep_dir / ASK_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+class Claim:
+    """This worker runs trial ``number``: an flock held until released or the process dies."""
+
+    def __init__(self, sweep_dir: Path, number: int) -> None:
+        folder = sweep_dir / CLAIMS
+        folder.mkdir(exist_ok=True)
+        self.number = number
+        self._fd = os.open(folder / f"{trial_name(number)}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+
+    def try_acquire(self) -> bool:
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._fd)
+            return False
+        return True
+
+    def release(self) -> None:
+        os.close(self._fd)

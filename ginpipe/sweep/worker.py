@@ -1,0 +1,248 @@
+"""A sweep worker: one process that runs trials, one after another, until the budget is spent.
+
+Each trial is an ordinary run (``ginpipe.api.run``) in ``SWEEP/trial-NNNN``, so one process
+start (interpreter, torch, Lightning, gin registrations) serves many trials, and all trials
+share ``ROOT/.cache``. A trial left RUNNING by a dead worker is resumed in its own directory
+(``ginpipe.api.resume``) before any new trial starts. ``python -m ginpipe.sweep.worker DIR``
+is what ``--jobs N`` and the SLURM array start.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from loguru import logger
+from optuna.trial import TrialState
+
+from ginpipe import api
+from ginpipe.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_TASK_FAILED,
+    GinpipeError,
+    Interrupted,
+    PathError,
+    TaskFailed,
+)
+from ginpipe.rundir import CONFIG
+from ginpipe.sweep import definition
+from ginpipe.sweep.definition import Sweep, trial_name
+from ginpipe.sweep.pruning import CALLBACK_MOD, is_pruned, set_current
+from ginpipe.sweep.results import write_results
+from ginpipe.sweep.space import value_text
+from ginpipe.sweep.study import Claim, ask_lock, open_study, started
+
+THREADS_ENV = "GINPIPE_SWEEP_THREADS"
+
+
+@dataclass
+class Job:
+    """A trial this worker holds the claim of: its number, Optuna trial and values."""
+
+    number: int
+    trial: optuna.Trial
+    values: dict[str, str]
+    claim: Claim
+    resumed: bool
+
+
+class FailureLimit(Exception):
+    """More trials failed than the sweep allows; it stops (exit 1)."""
+
+
+def next_job(sweep: Sweep, study: optuna.Study) -> Job | None:
+    """A trial left by a dead worker, else a new one; None when the budget is spent.
+
+    Under the ask lock, so that two workers never take the same trial or overshoot.
+    """
+    with ask_lock(sweep.dir):
+        trials = study.get_trials(deepcopy=False)
+        for frozen in trials:
+            if frozen.state != TrialState.RUNNING:
+                continue
+            claim = Claim(sweep.dir, frozen.number)
+            if claim.try_acquire():
+                trial = optuna.Trial(study, frozen._trial_id)
+                return Job(frozen.number, trial, _values(sweep, trial), claim, resumed=True)
+        failed = sum(t.state == TrialState.FAIL for t in trials)
+        if failed > sweep.max_failure_rate * sweep.trials:
+            raise FailureLimit(
+                f"{failed} of {sweep.trials} trials failed (more than --max-failure-rate "
+                f"{sweep.max_failure_rate:g}); stopping. The failures are in their run.json"
+            )
+        if len(started(study)) >= sweep.trials:
+            return None
+        trial = study.ask()
+        claim = Claim(sweep.dir, trial.number)
+        claim.try_acquire()  # a number never used before: free
+        return Job(trial.number, trial, _values(sweep, trial), claim, resumed=False)
+
+
+def _values(sweep: Sweep, trial: optuna.Trial) -> dict[str, str]:
+    """The trial's value of every swept key (already-suggested ones come back unchanged)."""
+    return {p.key: value_text(p.suggest(trial)) for p in sweep.space.params}
+
+
+def run_trial(sweep: Sweep, study: optuna.Study, job: Job) -> int | None:
+    """Run (or resume) one trial and tell the study; an exit code when the sweep must stop."""
+    path = sweep.trial_dir(job.number)
+    mods = sweep.space.mods(job.values)
+    if sweep.prune:
+        mods.append(CALLBACK_MOD)
+    verb = "resuming" if job.resumed else "starting"
+    shown = " ".join(f"{k}={v}" for k, v in job.values.items())
+    logger.info(f"sweep: {verb} {trial_name(job.number)}: {shown}")
+    set_current(job.trial, sweep.direction)
+    try:
+        if (path / CONFIG).is_file():
+            run = api.resume(path)
+        else:
+            run = api.run(
+                sweep.space.configs,
+                mods,
+                root=sweep.root,
+                project=sweep.project,
+                group=sweep.dir.name,
+                name=trial_name(job.number),
+            )
+    except (TaskFailed, GinpipeError) as error:
+        if is_pruned(error):
+            study.tell(job.number, state=TrialState.PRUNED)
+            logger.info(f"sweep: {trial_name(job.number)} pruned")
+            return None
+        if isinstance(error, PathError):
+            raise  # a full disk or a read-only folder fails every trial alike: stop
+        study.tell(job.number, state=TrialState.FAIL)
+        logger.warning(f"sweep: {trial_name(job.number)} failed: {error}")
+        return None
+    finally:
+        set_current(None)
+    if run.status == "interrupted":
+        code = run.record.get("exit_code")
+        return int(code) if isinstance(code, int) else EXIT_INTERRUPTED
+    value = objective(run.dir, run.metrics, sweep.metric, sweep.direction)
+    if value is None:
+        study.tell(job.number, state=TrialState.FAIL)
+        logger.warning(f"sweep: {trial_name(job.number)} reported no {sweep.metric}")
+        return None
+    study.tell(job.number, value)
+    logger.info(f"sweep: {trial_name(job.number)} done: {sweep.metric}={value:.4f}")
+    return None
+
+
+def objective(run_dir: Path, metrics: dict[str, Any], metric: str, direction: str) -> float | None:
+    """The trial's value: a final metric of the run, else the best epoch of that column in
+    ``logs/metrics.csv`` (``--metric val_acc`` selects on validation, not on the test split)."""
+    value = metrics.get(metric)
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        return float(value)
+    return best_logged(run_dir, metric, direction)
+
+
+def best_logged(run_dir: Path, metric: str, direction: str) -> float | None:
+    path = run_dir / "logs" / "metrics.csv"
+    if not path.is_file():
+        return None
+    values = []
+    with path.open(newline="") as f:
+        for row in csv.DictReader(f):
+            try:
+                values.append(float(row.get(metric) or "nan"))
+            except ValueError:
+                continue
+    values = [v for v in values if math.isfinite(v)]
+    if not values:
+        return None
+    return max(values) if direction == "maximize" else min(values)
+
+
+@contextmanager
+def _termination_interrupts() -> Iterator[None]:
+    """Between trials SIGTERM stops the worker like Ctrl-C does (runs handle their own)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Interrupted(signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def set_threads() -> None:
+    """Torch threads of this worker: its share of the cores (``--jobs`` splits them).
+
+    A worker imports torch only when a trial needs it, and torch then takes its thread count
+    from ``OMP_NUM_THREADS``, which the launcher set; a torch already imported is told here.
+    """
+    threads = os.environ.get(THREADS_ENV)
+    if threads and "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(int(threads))
+
+
+def run_worker(sweep_dir: Path, max_trials: int | None = None) -> int:
+    """Run trials until the budget is spent (or ``max_trials`` ran); the exit code."""
+    sweep = definition.load(sweep_dir)
+    set_threads()
+    study = open_study(sweep)
+    done = 0
+    try:
+        with _termination_interrupts():
+            while max_trials is None or done < max_trials:
+                job = next_job(sweep, study)
+                if job is None:
+                    break
+                try:
+                    code = run_trial(sweep, study, job)
+                finally:
+                    job.claim.release()
+                done += 1
+                write_results(sweep, study)
+                if code is not None:
+                    logger.warning(
+                        f"sweep stopped; continue with: ginpipe sweep --resume {sweep.dir}"
+                    )
+                    return code
+    except FailureLimit as e:
+        logger.error(f"sweep: {e}")
+        return EXIT_TASK_FAILED
+    except (Interrupted, KeyboardInterrupt) as e:
+        logger.warning(f"sweep stopped; continue with: ginpipe sweep --resume {sweep.dir}")
+        return e.exit_code if isinstance(e, Interrupted) else EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m ginpipe.sweep.worker SWEEP_DIR``: one local worker of ``--jobs N``."""
+    from ginpipe.log import setup_console
+
+    args = sys.argv[1:] if argv is None else argv
+    setup_console(False, 0)
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)  # the user's task modules, as the CLI makes them importable
+    try:
+        code = run_worker(Path(args[0]))
+    except GinpipeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        code = e.exit_code
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

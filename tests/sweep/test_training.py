@@ -1,0 +1,80 @@
+"""A sweep that trains: a tiny ResNet on digits, where a deliberately bad learning rate is
+pruned after its first validation epoch, and the data steps are computed once for all
+trials."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import optuna
+import pytest
+
+from ginpipe.sweep.study import GridSampler
+
+LRS = ["0.03", "1e-7", "2e-7"]  # one good value, two that cannot learn in two epochs
+TINY = [
+    "-m", "ResNet.width=4", "-m", "ResNet.blocks_per_stage=[1]", "-m", "Trainer.max_epochs=2",
+    "-m", "fit.scheduler=None", "-m", "Trainer.enable_model_summary=False",
+]  # fmt: skip
+
+
+def seed_trying_first(value: str) -> int:
+    """A sampler seed whose grid order starts with ``value``: the pruner then has a good
+    trial to compare the bad ones with (which it cannot know before one completes)."""
+    for seed in range(50):
+        study = optuna.create_study(sampler=GridSampler({"LR": LRS}, seed=seed))
+        if study.ask().suggest_categorical("LR", LRS) == value:
+            return seed
+    raise AssertionError("no seed starts with the good value")
+
+
+def epochs_logged(run_dir: Path) -> int:
+    with (run_dir / "logs" / "metrics.csv").open() as f:
+        return len({row["epoch"] for row in csv.DictReader(f) if row.get("val_acc")})
+
+
+@pytest.mark.slow
+def test_bad_trials_are_pruned_and_data_steps_run_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the shipped base, not a local one
+    seed = seed_trying_first("0.03")
+    result = cli(
+        "sweep", "base", "models/resnet", "-m", f"LR={','.join(LRS)}", *TINY,
+        "--pruner", "median:startup=1", "--seed", str(seed),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    [sweep] = sorted((tmp_path / "experiments" / tmp_path.name).glob("sweep-*"))
+    data = json.loads((sweep / "sweep.json").read_text())
+    assert data["prune"] is True
+    states = {t["params"]["LR"]: t["state"] for t in data["results"]["trials"]}
+    assert states == {"0.03": "complete", "1e-7": "pruned", "2e-7": "pruned"}
+    assert data["results"]["best"]["params"] == {"LR": "0.03"}
+    assert data["results"]["best"]["value"] > 0.15
+    for trial in data["results"]["trials"]:
+        run_dir = sweep / trial["dir"]
+        record = json.loads((run_dir / "run.json").read_text())
+        if trial["state"] == "pruned":
+            # stopped after its first validation, not failed by the sweep: the run says why
+            assert epochs_logged(run_dir) == 1
+            assert "TrialPruned" in record["error"]["message"]
+        else:
+            assert epochs_logged(run_dir) == 2
+            assert record["status"] == "completed"
+
+    # the data steps ran in the first trial and were read from the root's cache after it
+    statuses = {}
+    for trial in sorted(sweep.glob("trial-*")):
+        record = json.loads((trial / "run.json").read_text())
+        statuses[trial.name] = {t["name"]: t["status"] for t in record["tasks"]}
+    first, *others = sorted(statuses)
+    for step in ("load_sklearn", "split_dataset", "make_features"):
+        assert statuses[first][step] == "completed"
+        assert all(statuses[other][step] == "cached" for other in others)
+
+    table = cli("runs", "--sweep", str(sweep)).output.splitlines()
+    assert table[1].split()[1:3] == ["complete", "0.03"]
+    assert sorted(line.split()[1] for line in table[2:4]) == ["pruned", "pruned"]
+    assert "1 complete, 2 pruned" in table[4]
