@@ -291,11 +291,14 @@ def sweep(
     metric: Annotated[
         str | None,
         typer.Option(
-            help="Objective: a final metric, or a logged column such as val_acc "
-            "(default: the run's main metric)."
+            help="Objective: a logged column such as val_loss, or a final metric of the run "
+            "(default: fit.monitor, a validation metric; without fit, the main metric)."
         ),
     ] = None,
-    direction: Annotated[str, typer.Option(help="maximize or minimize.")] = "maximize",
+    direction: Annotated[
+        str | None,
+        typer.Option(help="maximize or minimize (default: fit.monitor_mode, else maximize)."),
+    ] = None,
     storage: Annotated[
         str | None, typer.Option(help="Study storage URL (default: a journal file in the sweep).")
     ] = None,

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ast
+import inspect
 import os
 import re
 import shutil
@@ -18,6 +19,7 @@ import gin
 from loguru import logger
 
 from ginpipe import ginapi
+from ginpipe.bindings import bound_value
 from ginpipe.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, ConfigError
 from ginpipe.runner import RunRequest, default_project, prepare
 from ginpipe.sweep import definition
@@ -54,10 +56,11 @@ def check_values(space: Space) -> None:
                 raise SpaceError(f"{param.origin}: cannot parse value {value!r}: {e}") from None
 
 
-def validate(space: Space, prune: bool) -> tuple[str, list[str]]:
+def validate(space: Space, prune: bool) -> tuple[tuple[str, str], list[str]]:
     """Compose the configs as a trial would, with every --mod check (did-you-mean): with the
     first value of every swept key, then with each other listed value in its place (a
-    distribution's range is checked by its low end). The main metric and the task names."""
+    distribution's range is checked by its low end). The default objective (metric,
+    direction) and the task names."""
     extra = [CALLBACK_MOD] if prune else []
     first = {p.key: p.first() for p in space.params}
     try:
@@ -67,9 +70,33 @@ def validate(space: Space, prune: bool) -> tuple[str, list[str]]:
                 mods = space.mods({**first, param.key: value})
                 prepare(RunRequest(files=space.configs, mods=[*mods, *extra]))
         check_one_device(prepared.composition.bindings)
-        return str(prepared.settings["main_metric"]), [s.spec.name for s in prepared.steps]
+        objective = default_objective(prepared.steps, str(prepared.settings["main_metric"]))
+        return objective, [s.spec.name for s in prepared.steps]
     finally:
         gin.clear_config()
+
+
+def default_objective(steps: Sequence[Any], main_metric: str) -> tuple[str, str]:
+    """What a sweep optimizes without ``--metric``: the validation metric ``fit`` ranks its
+    checkpoints by (``fit.monitor``, in ``fit.monitor_mode``), never the test split's score
+    by default: hyperparameters chosen on the test set make its score optimistic. A
+    pipeline without ``fit`` (scikit-learn estimators) has only the run's main metric,
+    which is said in one line."""
+    for step in steps:
+        if step.spec.name != "fit":
+            continue
+        parameters = inspect.signature(step.spec.fn).parameters
+        defaults = {name: parameters[name].default for name in ("monitor", "monitor_mode")}
+        if all(default is not inspect.Parameter.empty for default in defaults.values()):
+            monitor = bound_value(step.spec.fn, "monitor", defaults["monitor"])
+            mode = bound_value(step.spec.fn, "monitor_mode", defaults["monitor_mode"])
+            if isinstance(monitor, str) and mode in ("min", "max"):
+                return monitor, "maximize" if mode == "max" else "minimize"
+    logger.warning(
+        f"sweep: the objective is the run's main metric '{main_metric}', scored on the test "
+        "split; choosing on it overfits the test set (--metric names a validation metric)"
+    )
+    return main_metric, "maximize"
 
 
 def check_one_device(bindings: str) -> None:
@@ -105,7 +132,7 @@ def create(
     seed: int,
     pruner: str,
     metric: str | None,
-    direction: str,
+    direction: str | None,
     storage: str | None,
     max_failure_rate: float,
     root: Path,
@@ -126,7 +153,7 @@ def create(
     parse_pruner(pruner)
     if sampler is not None and sampler not in SAMPLERS:
         raise ConfigError(f"unknown sampler {sampler!r}: one of {', '.join(SAMPLERS)}")
-    if direction not in ("maximize", "minimize"):
+    if direction not in (None, "maximize", "minimize"):
         raise ConfigError(f"--direction must be maximize or minimize, got {direction!r}")
     if launcher == "local" and jobs > 1:
         check_gpus(jobs)
@@ -137,7 +164,7 @@ def create(
         space.configs = [str(Path(c).resolve()) if Path(c).is_file() else c for c in space.configs]
         check_values(space)
         budget = _budget(space, trials, sampler)
-        main_metric, tasks = validate(space, prune=False)
+        (default_metric, default_direction), tasks = validate(space, prune=False)
         prune = pruner.partition(":")[0] != "none" and "fit" in tasks
         if prune:
             validate(Space(space.configs, space.fixed, space.params[:0]), prune=True)
@@ -148,8 +175,8 @@ def create(
             sampler=sampler or ("grid" if space.is_grid else "tpe"),
             seed=seed,
             pruner=pruner,
-            metric=metric or main_metric,
-            direction=direction,
+            metric=metric or default_metric,
+            direction=direction or (default_direction if metric is None else "maximize"),
             jobs=jobs,
             launcher=launcher,
             storage=storage,

@@ -78,3 +78,17 @@ def test_slurm_needs_sbatch(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(ConfigError, match="sbatch"):
         launch.launch_submitit(a_sweep(tmp_path, jobs=2), cluster="slurm")
+
+
+def test_without_fit_the_objective_is_the_main_metric_said_to_be_the_test_score() -> None:
+    from loguru import logger
+
+    from ginpipe.sweep.launch import default_objective
+
+    said: list[str] = []
+    sink = logger.add(said.append, level="WARNING", format="{message}")
+    try:
+        assert default_objective([], "f1_macro") == ("f1_macro", "maximize")
+    finally:
+        logger.remove(sink)
+    assert len(said) == 1 and "test split" in said[0]

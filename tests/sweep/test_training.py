@@ -49,6 +49,8 @@ def test_bad_trials_are_pruned_and_data_steps_run_once(
     [sweep] = sorted((tmp_path / "experiments" / tmp_path.name).glob("sweep-*"))
     data = json.loads((sweep / "sweep.json").read_text())
     assert data["prune"] is True
+    # chosen on validation (fit.monitor), not on the test split's accuracy
+    assert (data["metric"], data["direction"]) == ("val_acc", "maximize")
     states = {t["params"]["LR"]: t["state"] for t in data["results"]["trials"]}
     assert states == {"0.03": "complete", "1e-7": "pruned", "2e-7": "pruned"}
     assert data["results"]["best"]["params"] == {"LR": "0.03"}

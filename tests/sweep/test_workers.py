@@ -68,8 +68,11 @@ def test_kill_9_then_resume_completes_the_budget_and_runs_nothing_twice(toy_proj
         while held is None and time.monotonic() < deadline:
             time.sleep(0.1)
             for path in toy_project.runs.glob("sweep-*/trial-*"):
+                # a trial's folder exists a moment before its files are written
+                overrides = path / "overrides.txt"
                 if (
-                    "nap.hold='hold'" in (path / "overrides.txt").read_text(errors="replace")
+                    overrides.is_file()
+                    and "nap.hold='hold'" in overrides.read_text(errors="replace")
                     and (path / "run.json").is_file()
                 ):
                     held = path
