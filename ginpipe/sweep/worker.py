@@ -26,6 +26,7 @@ from loguru import logger
 from optuna.trial import TrialState
 
 from ginpipe import api
+from ginpipe.atomic import atomic_write_json
 from ginpipe.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -35,7 +36,7 @@ from ginpipe.errors import (
     PathError,
     TaskFailed,
 )
-from ginpipe.rundir import CONFIG
+from ginpipe.rundir import CONFIG, RUN_JSON, load_run_json
 from ginpipe.sweep import definition
 from ginpipe.sweep.definition import Sweep, trial_name
 from ginpipe.sweep.pruning import CALLBACK_MOD, is_pruned, set_current
@@ -89,6 +90,15 @@ def next_job(sweep: Sweep, study: optuna.Study) -> Job | None:
         return Job(trial.number, trial, _values(sweep, trial), claim, resumed=False)
 
 
+def mark_pruned(path: Path) -> None:
+    """The trial's own ``run.json`` says ``pruned`` rather than ``failed``: the run stopped
+    as the sweep meant it to (``ginpipe runs`` and ``diff`` read it too)."""
+    record = load_run_json(path)
+    if record.get("status") == "failed":
+        record["status"] = "pruned"
+        atomic_write_json(path / RUN_JSON, record)
+
+
 def _values(sweep: Sweep, trial: optuna.Trial) -> dict[str, str]:
     """The trial's value of every swept key (already-suggested ones come back unchanged)."""
     return {p.key: value_text(p.suggest(trial)) for p in sweep.space.params}
@@ -118,6 +128,7 @@ def run_trial(sweep: Sweep, study: optuna.Study, job: Job) -> int | None:
             )
     except (TaskFailed, GinpipeError) as error:
         if is_pruned(error):
+            mark_pruned(path)
             study.tell(job.number, state=TrialState.PRUNED)
             logger.info(f"sweep: {trial_name(job.number)} pruned")
             return None

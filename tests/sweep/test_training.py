@@ -61,6 +61,7 @@ def test_bad_trials_are_pruned_and_data_steps_run_once(
         if trial["state"] == "pruned":
             # stopped after its first validation, not failed by the sweep: the run says why
             assert epochs_logged(run_dir) == 1
+            assert record["status"] == "pruned"
             assert "TrialPruned" in record["error"]["message"]
         else:
             assert epochs_logged(run_dir) == 2
