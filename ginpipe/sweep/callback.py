@@ -5,7 +5,7 @@ from __future__ import annotations
 import optuna
 import pytorch_lightning as pl
 
-from ginpipe.sweep.pruning import current
+from ginpipe.sweep.pruning import current, in_trial
 
 
 class PruneTrial(pl.Callback):
@@ -19,12 +19,12 @@ class PruneTrial(pl.Callback):
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         trial, direction = current()
-        if trial is None or trainer.sanity_checking:
+        if not in_trial() or trainer.sanity_checking:
             return
         monitor, mode = _monitored(trainer)
         prune = False
         value = trainer.callback_metrics.get(monitor) if monitor else None
-        if trainer.is_global_zero and value is not None:
+        if trainer.is_global_zero and trial is not None and value is not None:
             reported = float(value)
             wanted = "max" if direction == "maximize" else "min"
             if mode != wanted:

@@ -37,6 +37,7 @@ class Sweep:
     storage: str | None = None
     max_failure_rate: float = 0.5
     prune: bool = False  # trials train with the pruning callback (the pipeline has fit)
+    own_process: bool = False  # each trial is its own process (it trains on several devices)
     slurm: dict[str, Any] = field(default_factory=dict)
     argv: list[str] = field(default_factory=list)
     cwd: str = ""
@@ -84,6 +85,7 @@ class Sweep:
             "study_name": self.study_name,
             "max_failure_rate": self.max_failure_rate,
             "prune": self.prune,
+            "own_process": self.own_process,
             "slurm": self.slurm,
         }
 
@@ -152,6 +154,7 @@ def load(sweep_dir: Path) -> Sweep:
             study_name=str(data.get("study_name") or ""),
             max_failure_rate=float(data["max_failure_rate"]),
             prune=bool(data.get("prune", False)),
+            own_process=bool(data.get("own_process", False)),
             slurm=dict(data.get("slurm") or {}),
             argv=list(data.get("argv") or []),
             cwd=str(data.get("cwd") or ""),

@@ -56,11 +56,11 @@ def check_values(space: Space) -> None:
                 raise SpaceError(f"{param.origin}: cannot parse value {value!r}: {e}") from None
 
 
-def validate(space: Space, prune: bool) -> tuple[tuple[str, str], list[str]]:
+def validate(space: Space, prune: bool) -> tuple[tuple[str, str], list[str], bool]:
     """Compose the configs as a trial would, with every --mod check (did-you-mean): with the
     first value of every swept key, then with each other listed value in its place (a
     distribution's range is checked by its low end). The default objective (metric,
-    direction) and the task names."""
+    direction), the task names and whether a trial trains on several devices."""
     extra = [CALLBACK_MOD] if prune else []
     first = {p.key: p.first() for p in space.params}
     try:
@@ -69,9 +69,9 @@ def validate(space: Space, prune: bool) -> tuple[tuple[str, str], list[str]]:
             for value in param.values[1:]:
                 mods = space.mods({**first, param.key: value})
                 prepare(RunRequest(files=space.configs, mods=[*mods, *extra]))
-        check_one_device(prepared.composition.bindings)
+        several = several_devices(prepared.composition.bindings)
         objective = default_objective(prepared.steps, str(prepared.settings["main_metric"]))
-        return objective, [s.spec.name for s in prepared.steps]
+        return objective, [s.spec.name for s in prepared.steps], several
     finally:
         gin.clear_config()
 
@@ -99,9 +99,10 @@ def default_objective(steps: Sequence[Any], main_metric: str) -> tuple[str, str]
     return main_metric, "maximize"
 
 
-def check_one_device(bindings: str) -> None:
-    """A trial trains in one process: Lightning would start DDP ranks by re-running this
-    command line, i.e. the whole sweep. More devices per trial need a launcher per trial."""
+def several_devices(bindings: str) -> bool:
+    """Whether a trial trains on several devices or nodes (DDP). Lightning starts the
+    other ranks by running the command line again, so such a trial runs as its own
+    process (``ginpipe.sweep.trial``), never inside the worker."""
     for line in bindings.splitlines():
         match = re.match(r"^(?:\S+\.)?Trainer\.(devices|num_nodes) = (.+)$", line.strip())
         if not match:
@@ -110,15 +111,11 @@ def check_one_device(bindings: str) -> None:
             value = ast.literal_eval(match.group(2))
         except (ValueError, SyntaxError):
             continue
-        several = (isinstance(value, int) and value > 1) or (
+        if (isinstance(value, int) and value > 1) or (
             isinstance(value, (list, tuple)) and len(value) > 1
-        )
-        if several:
-            raise ConfigError(
-                f"a sweep trains each trial in one process, but Trainer.{match.group(1)} = "
-                f"{match.group(2)}: use one device per trial (--jobs N gives each worker its "
-                "own GPU)"
-            )
+        ):
+            return True
+    return False
 
 
 def create(
@@ -164,7 +161,12 @@ def create(
         space.configs = [str(Path(c).resolve()) if Path(c).is_file() else c for c in space.configs]
         check_values(space)
         budget = _budget(space, trials, sampler)
-        (default_metric, default_direction), tasks = validate(space, prune=False)
+        (default_metric, default_direction), tasks, several = validate(space, prune=False)
+        if several and launcher == "local" and jobs > 1:
+            raise ConfigError(
+                "a trial on several devices takes the whole machine: run it with --jobs 1 "
+                "(or --launcher slurm, one array element per trial)"
+            )
         prune = pruner.partition(":")[0] != "none" and "fit" in tasks
         if prune:
             validate(Space(space.configs, space.fixed, space.params[:0]), prune=True)
@@ -182,6 +184,7 @@ def create(
             storage=storage,
             max_failure_rate=max_failure_rate,
             prune=prune,
+            own_process=several,
             slurm=slurm,
             argv=argv,
             cwd=os.getcwd(),

@@ -15,18 +15,28 @@ import optuna
 
 CALLBACK_MOD = "fit.callbacks += [@ginpipe.sweep.callback.PruneTrial()]"
 
-_current: dict[str, Any] = {"trial": None, "direction": "maximize"}
+_current: dict[str, Any] = {"trial": None, "direction": "maximize", "in_trial": False}
 
 
 def current() -> tuple[optuna.Trial | None, str]:
-    """The trial this process runs (None outside a sweep) and the study's direction."""
+    """The trial this process reports to (None outside a sweep, and on ranks other than
+    global rank 0 of a trial on several devices) and the study's direction."""
     return _current["trial"], _current["direction"]
 
 
-def set_current(trial: optuna.Trial | None, direction: str = "maximize") -> None:
-    """The trial this process is running (None: no trial)."""
+def in_trial() -> bool:
+    """True in every rank of a sweep trial: the ranks that do not report still take part in
+    rank 0's decision (a broadcast), so all of them stop together."""
+    return bool(_current["in_trial"]) or _current["trial"] is not None
+
+
+def set_current(
+    trial: optuna.Trial | None, direction: str = "maximize", in_trial: bool = False
+) -> None:
+    """The trial this process is running (None: no trial, or a rank that does not report)."""
     _current["trial"] = trial
     _current["direction"] = direction
+    _current["in_trial"] = in_trial
 
 
 def is_pruned(error: BaseException) -> bool:

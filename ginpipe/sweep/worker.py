@@ -13,6 +13,7 @@ import csv
 import math
 import os
 import signal
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -43,6 +44,7 @@ from ginpipe.sweep.pruning import CALLBACK_MOD, is_pruned, set_current
 from ginpipe.sweep.results import write_results
 from ginpipe.sweep.space import value_text
 from ginpipe.sweep.study import Claim, ask_lock, open_study, started
+from ginpipe.sweep.trial import command as trial_command
 
 THREADS_ENV = "GINPIPE_SWEEP_THREADS"
 
@@ -113,6 +115,8 @@ def run_trial(sweep: Sweep, study: optuna.Study, job: Job) -> int | None:
     verb = "resuming" if job.resumed else "starting"
     shown = " ".join(f"{k}={v}" for k, v in job.values.items())
     logger.info(f"sweep: {verb} {trial_name(job.number)}: {shown}")
+    if sweep.own_process:
+        return run_trial_process(sweep, study, job)
     set_current(job.trial, sweep.direction)
     try:
         if (path / CONFIG).is_file():
@@ -146,6 +150,40 @@ def run_trial(sweep: Sweep, study: optuna.Study, job: Job) -> int | None:
     if value is None:
         study.tell(job.number, state=TrialState.FAIL)
         logger.warning(f"sweep: {trial_name(job.number)} reported no {sweep.metric}")
+        return None
+    study.tell(job.number, value)
+    logger.info(f"sweep: {trial_name(job.number)} done: {sweep.metric}={value:.4f}")
+    return None
+
+
+def run_trial_process(sweep: Sweep, study: optuna.Study, job: Job) -> int | None:
+    """A trial on several devices, as its own process (``ginpipe.sweep.trial``), which
+    Lightning's DDP launcher can start again for the other ranks; the outcome is read
+    from the trial's ``run.json``."""
+    process = subprocess.Popen(trial_command(sweep, job.number, job.values))
+    try:
+        code = process.wait()
+    except BaseException:
+        # Ctrl-C and SIGTERM reach the trial's process group too: let it checkpoint first.
+        process.wait()
+        raise
+    path = sweep.trial_dir(job.number)
+    record = load_run_json(path)
+    status = record.get("status")
+    if status == "interrupted":
+        return code or EXIT_INTERRUPTED
+    error = str((record.get("error") or {}).get("message", ""))
+    if status == "failed" and "TrialPruned" in error:
+        mark_pruned(path)
+        study.tell(job.number, state=TrialState.PRUNED)
+        logger.info(f"sweep: {trial_name(job.number)} pruned")
+        return None
+    completed = status == "completed"
+    metrics = record.get("metrics") or {}
+    value = objective(path, metrics, sweep.metric, sweep.direction) if completed else None
+    if value is None:
+        study.tell(job.number, state=TrialState.FAIL)
+        logger.warning(f"sweep: {trial_name(job.number)} failed (exit {code}): {error}")
         return None
     study.tell(job.number, value)
     logger.info(f"sweep: {trial_name(job.number)} done: {sweep.metric}={value:.4f}")

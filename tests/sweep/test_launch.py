@@ -40,7 +40,7 @@ def test_cpu_workers_split_the_cores(tmp_path, monkeypatch: pytest.MonkeyPatch) 
 
 
 @pytest.mark.parametrize(
-    ("line", "refused"),
+    ("line", "several"),
     [
         ("Trainer.devices = 2", True),
         ("Trainer.devices = [0, 1]", True),
@@ -49,13 +49,9 @@ def test_cpu_workers_split_the_cores(tmp_path, monkeypatch: pytest.MonkeyPatch) 
         ("Trainer.devices = 'auto'", False),
     ],
 )
-def test_a_trial_on_several_devices_is_refused(line: str, refused: bool) -> None:
+def test_a_trial_on_several_devices_runs_as_its_own_process(line: str, several: bool) -> None:
     bindings = f"Trainer.accelerator = 'cpu'\n{line}\n"
-    if refused:
-        with pytest.raises(ConfigError, match="one device per trial"):
-            launch.check_one_device(bindings)
-    else:
-        launch.check_one_device(bindings)
+    assert launch.several_devices(bindings) is several
 
 
 def test_the_objective_is_a_final_metric_or_the_best_logged_epoch(tmp_path: Path) -> None:

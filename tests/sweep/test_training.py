@@ -20,12 +20,12 @@ TINY = [
 ]  # fmt: skip
 
 
-def seed_trying_first(value: str) -> int:
+def seed_trying_first(value: str, values: list[str] = LRS) -> int:
     """A sampler seed whose grid order starts with ``value``: the pruner then has a good
     trial to compare the bad ones with (which it cannot know before one completes)."""
     for seed in range(50):
-        study = optuna.create_study(sampler=GridSampler({"LR": LRS}, seed=seed))
-        if study.ask().suggest_categorical("LR", LRS) == value:
+        study = optuna.create_study(sampler=GridSampler({"LR": values}, seed=seed))
+        if study.ask().suggest_categorical("LR", values) == value:
             return seed
     raise AssertionError("no seed starts with the good value")
 
@@ -81,3 +81,44 @@ def test_bad_trials_are_pruned_and_data_steps_run_once(
     assert table[1].split()[1:3] == ["complete", "0.03"]
     assert sorted(line.split()[1] for line in table[2:4]) == ["pruned", "pruned"]
     assert "1 complete, 2 pruned" in table[4]
+
+
+@pytest.mark.slow
+def test_a_trial_on_two_ranks_is_its_own_process_and_rank_0_reports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli
+) -> None:
+    """DDP: Lightning starts rank 1 by running the trial's command line again, so each
+    trial is a process of its own; rank 0 reports to the pruner, both ranks stop together."""
+    monkeypatch.chdir(tmp_path)
+    values = ["0.03", "1e-7"]
+    result = cli(
+        "sweep", "base", "models/resnet", "trainer/ddp", "-m", f"LR={','.join(values)}", *TINY,
+        "--pruner", "median:startup=1", "--seed", str(seed_trying_first("0.03", values)),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    [sweep] = sorted((tmp_path / "experiments" / tmp_path.name).glob("sweep-*"))
+    data = json.loads((sweep / "sweep.json").read_text())
+    assert data["own_process"] is True
+    states = {t["params"]["LR"]: t["state"] for t in data["results"]["trials"]}
+    assert states == {"0.03": "complete", "1e-7": "pruned"}
+    for trial in data["results"]["trials"]:
+        run_dir = sweep / trial["dir"]
+        record = json.loads((run_dir / "run.json").read_text())
+        assert record["world_size"] == 2
+        assert (run_dir / "run.rank1.log").is_file()
+        assert record["status"] == ("pruned" if trial["state"] == "pruned" else "completed")
+        assert epochs_logged(run_dir) == (1 if trial["state"] == "pruned" else 2)
+
+
+def test_a_trial_on_several_devices_takes_the_machine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = cli(
+        "sweep", "base", "models/resnet", "trainer/ddp", "-m", "LR=0.01,0.03", "--jobs", "2"
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "--jobs 1" in result.output
+    assert not (tmp_path / "experiments").exists() or not any(
+        (tmp_path / "experiments").rglob("sweep-*")
+    )

@@ -1,0 +1,92 @@
+"""One trial in its own process: ``python -m ginpipe.sweep.trial SWEEP_DIR NUMBER VALUES``.
+
+A trial on several devices trains under DDP, and Lightning starts the other ranks by running
+the command line of the process again: so that command must be the trial, not the sweep.
+The worker that holds the trial starts this process and waits for it; global rank 0 reports
+each validation epoch to the study (pruning), every rank takes part in its decision, and the
+worker tells the study how the trial ended, from the trial's ``run.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import optuna
+
+from ginpipe import api, distributed
+from ginpipe.errors import EXIT_OK, GinpipeError, TaskFailed
+from ginpipe.rundir import CONFIG
+from ginpipe.sweep import definition
+from ginpipe.sweep.definition import Sweep, trial_name
+from ginpipe.sweep.pruning import CALLBACK_MOD, set_current
+from ginpipe.sweep.study import open_study
+
+
+def command(sweep: Sweep, number: int, values: dict[str, str]) -> list[str]:
+    """The command line of trial ``number`` with its swept ``values``."""
+    return [
+        sys.executable,
+        "-m",
+        "ginpipe.sweep.trial",
+        str(sweep.dir),
+        str(number),
+        json.dumps(values, sort_keys=True),
+    ]
+
+
+def reporting_trial(sweep: Sweep, number: int) -> optuna.Trial:
+    """Trial ``number`` of the sweep's study, to report intermediate values to."""
+    study = open_study(sweep)
+    for frozen in study.get_trials(deepcopy=False):
+        if frozen.number == number:
+            return optuna.Trial(study, frozen._trial_id)
+    raise GinpipeError(f"{sweep.dir}: the study has no trial {number}")
+
+
+def run_trial(sweep_dir: Path, number: int, values: dict[str, str]) -> int:
+    """Run (or resume) the trial in this process; its exit code."""
+    sweep = definition.load(sweep_dir)
+    path = sweep.trial_dir(number)
+    reports = sweep.prune and distributed.detect().is_main
+    trial = reporting_trial(sweep, number) if reports else None
+    set_current(trial, sweep.direction, in_trial=sweep.prune)
+    try:
+        if (path / CONFIG).is_file():
+            run = api.resume(path)
+        else:
+            mods = sweep.space.mods(values) + ([CALLBACK_MOD] if sweep.prune else [])
+            run = api.run(
+                sweep.space.configs,
+                mods,
+                root=sweep.root,
+                project=sweep.project,
+                group=sweep.dir.name,
+                name=trial_name(number),
+            )
+    finally:
+        set_current(None)
+    code = run.record.get("exit_code")
+    return int(code) if isinstance(code, int) else EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> None:
+    from ginpipe.log import setup_console
+
+    args = sys.argv[1:] if argv is None else argv
+    setup_console(False, distributed.detect().rank)
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)  # the user's task modules, as the CLI makes them importable
+    try:
+        code = run_trial(Path(args[0]), int(args[1]), json.loads(args[2]))
+    except (GinpipeError, TaskFailed) as e:  # recorded in the trial's run.json as well
+        print(f"error: {e}", file=sys.stderr)
+        code = e.exit_code
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()
