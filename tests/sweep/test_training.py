@@ -11,7 +11,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from ginpipe.sweep.study import GridSampler
+from ginpipe.sweep import definition
+from ginpipe.sweep.study import GridSampler, reading_storage
 
 LRS = ["0.03", "1e-7", "2e-7"]  # one good value, two that cannot learn in two epochs
 TINY = [
@@ -93,6 +94,7 @@ def test_a_trial_on_two_ranks_is_its_own_process_and_rank_0_reports(
     values = ["0.03", "1e-7"]
     result = cli(
         "sweep", "base", "models/resnet", "trainer/ddp", "-m", f"LR={','.join(values)}", *TINY,
+        "-m", "BATCH_SIZE=16",  # each rank sees half an epoch: enough steps to learn in one
         "--pruner", "median:startup=1", "--seed", str(seed_trying_first("0.03", values)),
     )  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -100,7 +102,11 @@ def test_a_trial_on_two_ranks_is_its_own_process_and_rank_0_reports(
     data = json.loads((sweep / "sweep.json").read_text())
     assert data["own_process"] is True
     states = {t["params"]["LR"]: t["state"] for t in data["results"]["trials"]}
-    assert states == {"0.03": "complete", "1e-7": "pruned"}
+    assert states == {"0.03": "complete", "1e-7": "pruned"}, data["results"]["trials"]
+    study = optuna.load_study(
+        study_name=data["study_name"], storage=reading_storage(definition.load(sweep))
+    )
+    assert all(trial.intermediate_values for trial in study.get_trials())  # rank 0 reported
     for trial in data["results"]["trials"]:
         run_dir = sweep / trial["dir"]
         record = json.loads((run_dir / "run.json").read_text())
