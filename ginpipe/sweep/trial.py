@@ -13,6 +13,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import optuna
 
@@ -46,26 +47,31 @@ def reporting_trial(sweep: Sweep, number: int) -> optuna.Trial:
     raise GinpipeError(f"{sweep.dir}: the study has no trial {number}")
 
 
+def start_or_resume(sweep: Sweep, number: int, values: dict[str, str]) -> Any:
+    """Trial ``number`` as a run in this process: resumed in its own folder if a dead
+    worker left it started, else started with its swept values."""
+    path = sweep.trial_dir(number)
+    if (path / CONFIG).is_file():
+        return api.resume(path)
+    mods = sweep.space.mods(values) + ([CALLBACK_MOD] if sweep.prune else [])
+    return api.run(
+        sweep.space.configs,
+        mods,
+        root=sweep.root,
+        project=sweep.project,
+        group=sweep.dir.name,
+        name=trial_name(number),
+    )
+
+
 def run_trial(sweep_dir: Path, number: int, values: dict[str, str]) -> int:
     """Run (or resume) the trial in this process; its exit code."""
     sweep = definition.load(sweep_dir)
-    path = sweep.trial_dir(number)
     reports = sweep.prune and distributed.detect().is_main
     trial = reporting_trial(sweep, number) if reports else None
     set_current(trial, sweep.direction, in_trial=sweep.prune)
     try:
-        if (path / CONFIG).is_file():
-            run = api.resume(path)
-        else:
-            mods = sweep.space.mods(values) + ([CALLBACK_MOD] if sweep.prune else [])
-            run = api.run(
-                sweep.space.configs,
-                mods,
-                root=sweep.root,
-                project=sweep.project,
-                group=sweep.dir.name,
-                name=trial_name(number),
-            )
+        run = start_or_resume(sweep, number, values)
     finally:
         set_current(None)
     code = run.record.get("exit_code")

@@ -26,7 +26,6 @@ import optuna
 from loguru import logger
 from optuna.trial import TrialState
 
-from ginpipe import api
 from ginpipe.atomic import atomic_write_json
 from ginpipe.errors import (
     EXIT_INTERRUPTED,
@@ -37,14 +36,15 @@ from ginpipe.errors import (
     PathError,
     TaskFailed,
 )
-from ginpipe.rundir import CONFIG, RUN_JSON, load_run_json
+from ginpipe.rundir import RUN_JSON, load_run_json
 from ginpipe.sweep import definition
 from ginpipe.sweep.definition import Sweep, trial_name
-from ginpipe.sweep.pruning import CALLBACK_MOD, is_pruned, set_current
+from ginpipe.sweep.pruning import is_pruned, set_current
 from ginpipe.sweep.results import write_results
 from ginpipe.sweep.space import value_text
 from ginpipe.sweep.study import Claim, ask_lock, open_study, started
 from ginpipe.sweep.trial import command as trial_command
+from ginpipe.sweep.trial import start_or_resume
 
 THREADS_ENV = "GINPIPE_SWEEP_THREADS"
 
@@ -109,9 +109,6 @@ def _values(sweep: Sweep, trial: optuna.Trial) -> dict[str, str]:
 def run_trial(sweep: Sweep, study: optuna.Study, job: Job) -> int | None:
     """Run (or resume) one trial and tell the study; an exit code when the sweep must stop."""
     path = sweep.trial_dir(job.number)
-    mods = sweep.space.mods(job.values)
-    if sweep.prune:
-        mods.append(CALLBACK_MOD)
     verb = "resuming" if job.resumed else "starting"
     shown = " ".join(f"{k}={v}" for k, v in job.values.items())
     logger.info(f"sweep: {verb} {trial_name(job.number)}: {shown}")
@@ -119,17 +116,7 @@ def run_trial(sweep: Sweep, study: optuna.Study, job: Job) -> int | None:
         return run_trial_process(sweep, study, job)
     set_current(job.trial, sweep.direction)
     try:
-        if (path / CONFIG).is_file():
-            run = api.resume(path)
-        else:
-            run = api.run(
-                sweep.space.configs,
-                mods,
-                root=sweep.root,
-                project=sweep.project,
-                group=sweep.dir.name,
-                name=trial_name(job.number),
-            )
+        run = start_or_resume(sweep, job.number, job.values)
     except (TaskFailed, GinpipeError) as error:
         if is_pruned(error):
             mark_pruned(path)
