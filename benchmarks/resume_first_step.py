@@ -65,6 +65,16 @@ def killed(cmd: list[str], root: Path, pattern: str) -> None:
         raise RuntimeError(f"{cmd[0]} ended (exit {measurement.returncode}) before the kill")
 
 
+def killed_ginpipe_run(root: Path) -> Path:
+    """The default pipeline (with the clock, inert until a resume sets its file) in
+    ``root``, SIGKILLed mid-epoch; its run directory."""
+    run = ginpipe_cmd(
+        "run", *BASE_CONFIGS, "--root", str(root), "--name", RUN_NAME, "--mod", CLOCK_MOD
+    )
+    killed(run, root, f"*/{RUN_NAME}/logs/metrics.csv")
+    return find_run_dir(root, RUN_NAME)
+
+
 def timed_resume(cmd: list[str], clock: Path, what: str) -> tuple[float, Measurement]:
     measurement = run_measured(cmd, env=child_env(GINPIPE_BENCH_CLOCK=str(clock)))
     measurement.check(what)
@@ -75,11 +85,7 @@ def timed_resume(cmd: list[str], clock: Path, what: str) -> tuple[float, Measure
 
 def ginpipe_resume(_: int) -> ResumeStart:
     with fresh_dir("resume-start-") as root:
-        run = ginpipe_cmd(
-            "run", *BASE_CONFIGS, "--root", str(root), "--name", RUN_NAME, "--mod", CLOCK_MOD
-        )
-        killed(run, root, f"*/{RUN_NAME}/logs/metrics.csv")
-        run_dir = find_run_dir(root, RUN_NAME)
+        run_dir = killed_ginpipe_run(root)
         epochs = epochs_in_checkpoint(run_dir / "checkpoints" / "last.ckpt")
         seconds, measurement = timed_resume(
             ginpipe_cmd("resume", str(run_dir)), root / "clock", "ginpipe resume"
@@ -158,11 +164,7 @@ def report(results: Mapping[str, list[ResumeStart]]) -> BenchResult:
 def profile_resume_start() -> str:
     """Kill a run, then profile its ``ginpipe resume`` up to the first training step."""
     with fresh_dir("profile-") as root:
-        run = ginpipe_cmd(
-            "run", *BASE_CONFIGS, "--root", str(root), "--name", RUN_NAME, "--mod", CLOCK_MOD
-        )
-        killed(run, root, f"*/{RUN_NAME}/logs/metrics.csv")
-        run_dir = find_run_dir(root, RUN_NAME)
+        run_dir = killed_ginpipe_run(root)
         return profile_top(
             ["-m", "ginpipe.cli", "resume", str(run_dir)],
             collapse=["Trainer.fit"],

@@ -119,10 +119,7 @@ def run_trial(sweep: Sweep, study: optuna.Study, job: Job) -> int | None:
         run = start_or_resume(sweep, job.number, job.values)
     except (TaskFailed, GinpipeError) as error:
         if is_pruned(error):
-            mark_pruned(path)
-            study.tell(job.number, state=TrialState.PRUNED)
-            logger.info(f"sweep: {trial_name(job.number)} pruned")
-            return None
+            return tell_pruned(study, job.number, path)
         if isinstance(error, PathError):
             raise  # a full disk or a read-only folder fails every trial alike: stop
         study.tell(job.number, state=TrialState.FAIL)
@@ -134,13 +131,7 @@ def run_trial(sweep: Sweep, study: optuna.Study, job: Job) -> int | None:
         code = run.record.get("exit_code")
         return int(code) if isinstance(code, int) else EXIT_INTERRUPTED
     value = objective(run.dir, run.metrics, sweep.metric, sweep.direction)
-    if value is None:
-        study.tell(job.number, state=TrialState.FAIL)
-        logger.warning(f"sweep: {trial_name(job.number)} reported no {sweep.metric}")
-        return None
-    study.tell(job.number, value)
-    logger.info(f"sweep: {trial_name(job.number)} done: {sweep.metric}={value:.4f}")
-    return None
+    return tell_result(sweep, study, job.number, value, f"reported no {sweep.metric}")
 
 
 def run_trial_process(sweep: Sweep, study: optuna.Study, job: Job) -> int | None:
@@ -161,20 +152,30 @@ def run_trial_process(sweep: Sweep, study: optuna.Study, job: Job) -> int | None
         return code or EXIT_INTERRUPTED
     error = str((record.get("error") or {}).get("message", ""))
     if status == "failed" and "TrialPruned" in error:
-        mark_pruned(path)
-        study.tell(job.number, state=TrialState.PRUNED)
-        logger.info(f"sweep: {trial_name(job.number)} pruned")
-        return None
+        return tell_pruned(study, job.number, path)
     completed = status == "completed"
     metrics = record.get("metrics") or {}
     value = objective(path, metrics, sweep.metric, sweep.direction) if completed else None
+    return tell_result(sweep, study, job.number, value, f"failed (exit {code}): {error}")
+
+
+def tell_pruned(study: optuna.Study, number: int, path: Path) -> None:
+    """Record a pruned trial as pruned, in the study and in its own run.json."""
+    mark_pruned(path)
+    study.tell(number, state=TrialState.PRUNED)
+    logger.info(f"sweep: {trial_name(number)} pruned")
+
+
+def tell_result(
+    sweep: Sweep, study: optuna.Study, number: int, value: float | None, failure: str
+) -> None:
+    """Tell the study a finished trial's value, or that it failed (saying ``failure``)."""
     if value is None:
-        study.tell(job.number, state=TrialState.FAIL)
-        logger.warning(f"sweep: {trial_name(job.number)} failed (exit {code}): {error}")
-        return None
-    study.tell(job.number, value)
-    logger.info(f"sweep: {trial_name(job.number)} done: {sweep.metric}={value:.4f}")
-    return None
+        study.tell(number, state=TrialState.FAIL)
+        logger.warning(f"sweep: {trial_name(number)} {failure}")
+        return
+    study.tell(number, value)
+    logger.info(f"sweep: {trial_name(number)} done: {sweep.metric}={value:.4f}")
 
 
 def objective(run_dir: Path, metrics: dict[str, Any], metric: str, direction: str) -> float | None:
