@@ -217,7 +217,16 @@ def _is_project_module(module: Any) -> bool:
     """
     file = getattr(module, "__file__", None)
     name = getattr(module, "__name__", "")
-    if not file or not file.endswith(".py") or _is_engine_module(name):
+    if not isinstance(file, str) or not isinstance(name, str):
+        return False
+    return _is_project_source(name, file)
+
+
+@cache
+def _is_project_source(name: str, file: str) -> bool:
+    """``_is_project_module`` for one module; a closure asks about the same modules many
+    times, and resolving a path costs system calls."""
+    if not file.endswith(".py") or _is_engine_module(name):
         return False
     path = Path(file)
     if not path.is_absolute() or not path.is_file():
@@ -248,6 +257,7 @@ def _is_engine_module(name: str) -> bool:
     return name.startswith("ginpipe.")
 
 
+@cache
 @cache
 def _version_of(top_level: str) -> str:
     aliases = {

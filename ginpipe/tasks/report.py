@@ -49,6 +49,9 @@ LABEL_INCHES_PER_CHAR = 0.085
 AXIS_LABEL_INCHES = 0.55
 TITLE_INCHES = 0.45
 MARGIN_INCHES = 0.15
+# A title's height given, not searched for: matplotlib would measure every tick label to
+# keep the title clear of them, a tenth of a plot's drawing time; nothing is drawn above.
+TITLE_Y = 1.0
 LEARNING_CURVE_PANELS = {"loss": ("train_loss", "val_loss"), "accuracy": ("train_acc", "val_acc")}
 
 
@@ -178,7 +181,7 @@ def plot_confusion_matrix(path: Path, confusion: np.ndarray, classes: Sequence[s
     display = ConfusionMatrixDisplay(confusion, display_labels=list(classes))
     axes = figure.add_subplot()
     display.plot(ax=axes, colorbar=False, xticks_rotation="vertical")
-    axes.set_title("Confusion matrix (test split)")
+    axes.set_title("Confusion matrix (test split)", y=TITLE_Y)
     save_figure(figure, path)
 
 
@@ -194,7 +197,7 @@ def plot_learning_curves(path: Path, log: pd.DataFrame) -> None:
             if not series.empty:
                 axes.plot(series.index, series.to_numpy(), marker="o", label=name)
         axes.set_xlabel("epoch")
-        axes.set_title(title)
+        axes.set_title(title, y=TITLE_Y)
         if axes.lines:
             axes.legend()
     save_figure(figure, path)

@@ -72,10 +72,12 @@ KILLS = {
     # make_features' cache entry has its files but no manifest yet
     "cache-write": Kill("cache-files:3", 0, ("make_features", "fit")),
 }
-# Lightning logs an epoch's train_loss/train_acc row after the epoch's checkpoint is saved
-# (on_validation_end), so a kill between the two loses that row for good.
+# Lightning logs an epoch's train_loss/train_acc row after it asks for the epoch's
+# checkpoint (on_train_epoch_end), so a kill between the two loses that row for good. The
+# checkpoint is written on a worker thread, which usually renames it into place after the
+# row is logged, but nothing orders the two: the kill may or may not find the row.
 LOG_GAP = pytest.mark.xfail(
-    strict=True, reason="the train row of the checkpointed epoch is logged after last.ckpt"
+    strict=False, reason="the train row of the checkpointed epoch is logged after last.ckpt"
 )
 LOG_CASES = [pytest.param(k, marks=LOG_GAP) if k == "after-checkpoint-write" else k for k in KILLS]
 STOPS = {  # name -> (fault, exit code, status)

@@ -2,16 +2,20 @@
 
 Lightning writes a checkpoint through a temp file in ``$TMPDIR`` and a move, which is not
 atomic across filesystems and never fsynced; a kill during the write can leave a partial
-``last.ckpt``. ``AtomicCheckpointIO`` writes beside the target instead.
+``last.ckpt``. ``AtomicCheckpointIO`` writes beside the target instead, and
+``BackgroundCheckpointIO`` does so on a worker thread while training goes on.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import torch
+from lightning_utilities.core.apply_func import apply_to_collection
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 from torch import nn
@@ -54,6 +58,103 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         weights_only: bool | None = None,
     ) -> dict[str, Any]:
         return super().load_checkpoint(path, map_location, weights_only is not False)
+
+
+class BackgroundCheckpointIO(AtomicCheckpointIO):
+    """``AtomicCheckpointIO`` that serializes, writes and fsyncs on one worker thread.
+
+    The training loop waits only for a CPU copy of the checkpoint's tensors (taken at
+    once, so the file holds the state of the moment Lightning asked for it), not for the
+    serialization and the disk. Saves and removals run in the order Lightning asks for
+    them, so a removed file is never written afterwards. At most ``MAX_PENDING`` copies
+    are held: a further save waits for the oldest write. Lightning calls ``teardown``
+    when ``fit`` ends or fails, which waits for every write; a failed write raises there
+    or at the next save.
+
+    Under DDP it writes at once, like ``AtomicCheckpointIO``: see ``_ranks_read_checkpoints``.
+
+    Lightning's ``AsyncCheckpointIO`` is not used: it keeps its copies on the training
+    device (GPU memory for each pending checkpoint) and removes files at once, before a
+    queued write of the same file.
+    """
+
+    MAX_PENDING = 2
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: deque[Future[None]] = deque()
+        self._failure: BaseException | None = None
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any | None = None
+    ) -> None:
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options")
+        self._raise_failure()
+        if _ranks_read_checkpoints():
+            self.wait()
+            super().save_checkpoint(checkpoint, path)
+            return
+        while len(self._pending) >= self.MAX_PENDING:
+            self._pending.popleft().result()
+        snapshot = apply_to_collection(checkpoint, torch.Tensor, _cpu_copy)
+        self._submit(super().save_checkpoint, snapshot, path)
+
+    def remove_checkpoint(self, path: str | Path) -> None:
+        if _ranks_read_checkpoints():
+            self.wait()
+            super().remove_checkpoint(path)
+            return
+        self._submit(super().remove_checkpoint, path)
+
+    def wait(self) -> None:
+        """Block until every queued write and removal is done; raise the first failure."""
+        while self._pending:
+            self._pending.popleft().result()
+        self._raise_failure()
+
+    def teardown(self) -> None:
+        try:
+            self.wait()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None
+
+    def _submit(self, job: Callable[..., None], *args: Any) -> None:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ginpipe-ckpt")
+        self._pending.append(self._pool.submit(self._run, job, *args))
+
+    def _run(self, job: Callable[..., None], *args: Any) -> None:
+        if self._failure is not None:
+            return  # the first failure is the one reported; later jobs would repeat it
+        try:
+            job(*args)
+        except BaseException as error:  # re-raised on the training thread
+            self._failure = error
+
+    def _raise_failure(self) -> None:
+        failure, self._failure = self._failure, None
+        if failure is not None:
+            raise failure
+
+
+def _ranks_read_checkpoints() -> bool:
+    """Under DDP the other ranks read rank 0's files once Lightning's barrier after a save
+    passes (``fit`` reads the best weights on every rank), so rank 0 writes before that."""
+    distributed = torch.distributed
+    return (
+        distributed.is_available()
+        and distributed.is_initialized()
+        and distributed.get_world_size() > 1
+    )
+
+
+def _cpu_copy(tensor: torch.Tensor) -> torch.Tensor:
+    """A copy that training cannot change; on CPU, so it holds no accelerator memory."""
+    return tensor.detach().to("cpu", copy=True)
 
 
 def _os_error_in(error: BaseException) -> OSError | None:

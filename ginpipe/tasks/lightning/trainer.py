@@ -9,13 +9,14 @@ from typing import Any
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint, OnExceptionCheckpoint
-from pytorch_lightning.loggers import Logger
+from pytorch_lightning.loggers import Logger, TensorBoardLogger
 
 from ginpipe import ConfigError, bound_value, configured, is_bound
 from ginpipe.tasks.lightning.checkpoints import (
     LAST_NAME,
     ON_EXCEPTION_NAME,
     AtomicCheckpointIO,
+    BackgroundCheckpointIO,
     RelocatableModelCheckpoint,
 )
 from ginpipe.tasks.lightning.quiet import silence_unactionable
@@ -56,17 +57,32 @@ def build_trainer(run_dir: Path, callbacks: list[Callback], loggers: list[Logger
 
     The progress bar is on only in a terminal or a notebook (a log file fills with
     redraws otherwise), unless the config binds ``Trainer.enable_progress_bar``.
+    Checkpoints are written in the background unless a logger reads them as they are
+    saved.
     """
+    background = not any(reads_saved_checkpoints(logger) for logger in loggers)
     owned: dict[str, Any] = {
         "default_root_dir": str(run_dir),
         "callbacks": callbacks,
         "logger": loggers,
-        "plugins": [AtomicCheckpointIO()],
+        "plugins": [BackgroundCheckpointIO() if background else AtomicCheckpointIO()],
     }
     if not is_trainer_arg_bound("enable_progress_bar"):
         owned["enable_progress_bar"] = sys.stdout.isatty() or in_notebook()
     silence_unactionable()
     return configured(pl.Trainer)(**owned)
+
+
+def reads_saved_checkpoints(logger: Logger) -> bool:
+    """Whether ``logger`` may open a checkpoint file as soon as Lightning saved it: MLflow's,
+    W&B's and Lightning's own loggers do with ``log_model`` set, and a user's logger that
+    overrides ``after_save_checkpoint`` might. Such a file must be written already."""
+    hook = type(logger).after_save_checkpoint
+    if hook in (Logger.after_save_checkpoint, TensorBoardLogger.after_save_checkpoint):
+        return False
+    if hasattr(logger, "_log_model"):
+        return bool(logger._log_model)
+    return True
 
 
 def in_notebook() -> bool:
