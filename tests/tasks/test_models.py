@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -77,3 +80,19 @@ def test_weights_of_another_shape_raise_checkpoint_error():
 def test_a_model_class_the_config_does_not_name_is_a_config_error():
     with pytest.raises(ConfigError, match="a model class named in the config"):
         factory_name(torch.nn.Linear)
+
+
+def test_predicting_with_a_plain_network_never_imports_lightning():
+    """``ginpipe predict`` of a plain network must not pay Lightning's import (seconds)."""
+    code = (
+        "import sys, torch\n"
+        "from ginpipe.inference.predicting import predict_to_csv\n"
+        "from ginpipe.tasks.models import logits\n"
+        "scores = logits(torch.nn.Linear(2, 3), torch.zeros(4, 2))\n"
+        "assert scores.shape == (4, 3)\n"
+        "print('pytorch_lightning' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"

@@ -7,6 +7,7 @@ this or a later process) rebuilds the same network with ``build_model``.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -74,11 +75,14 @@ def build_model(record: Mapping[str, Any]) -> nn.Module:
 def logits(network: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Class scores for a batch of inputs: ``forward(x)``, or for a LightningModule that
     defines its own ``predict_step``, ``predict_step(x, 0)`` (it receives the inputs only:
-    prediction has no labels)."""
-    import pytorch_lightning as pl
-
-    if isinstance(network, pl.LightningModule) and (
-        type(network).predict_step is not pl.LightningModule.predict_step
+    prediction has no labels). Lightning is not imported for it: a network can only be a
+    LightningModule if Lightning is loaded already, and prediction never needs it otherwise
+    (its import costs seconds)."""
+    pl = sys.modules.get("pytorch_lightning")
+    if (
+        pl is not None
+        and isinstance(network, pl.LightningModule)
+        and type(network).predict_step is not pl.LightningModule.predict_step
     ):
         return network.predict_step(x, 0)
     return network(x)
