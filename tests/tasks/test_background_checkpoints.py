@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,24 +19,27 @@ from ginpipe.tasks.lightning.checkpoints import AtomicCheckpointIO, BackgroundCh
 from ginpipe.tasks.lightning.trainer import build_trainer, reads_saved_checkpoints
 
 
-def test_the_file_holds_the_state_of_the_save_not_of_later_training(tmp_path):
-    io, path = BackgroundCheckpointIO(), tmp_path / "last.ckpt"
-    weights = torch.zeros(4)
-    release = threading.Event()
-    write = AtomicCheckpointIO.save_checkpoint
+@pytest.fixture
+def write_gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
+    """Checkpoint writes wait until the test sets this event."""
+    gate, write = threading.Event(), AtomicCheckpointIO.save_checkpoint
 
     def held_write(self: Any, checkpoint: dict, target: Any, options: Any = None) -> None:
-        release.wait(timeout=10)
+        gate.wait(timeout=10)
         write(self, checkpoint, target, options)
 
-    AtomicCheckpointIO.save_checkpoint = held_write  # type: ignore[method-assign]
-    try:
-        io.save_checkpoint({"state_dict": {"w": weights}, "nested": [weights]}, path)
-        weights += 1  # training goes on while the write waits
-        release.set()
-        io.teardown()
-    finally:
-        AtomicCheckpointIO.save_checkpoint = write  # type: ignore[method-assign]
+    monkeypatch.setattr(AtomicCheckpointIO, "save_checkpoint", held_write)
+    yield gate
+    gate.set()  # never leave a worker thread waiting
+
+
+def test_the_file_holds_the_state_of_the_save_not_of_later_training(tmp_path, write_gate):
+    io, path = BackgroundCheckpointIO(), tmp_path / "last.ckpt"
+    weights = torch.zeros(4)
+    io.save_checkpoint({"state_dict": {"w": weights}, "nested": [weights]}, path)
+    weights += 1  # training goes on while the write waits
+    write_gate.set()
+    io.teardown()
 
     saved = io.load_checkpoint(path)
     assert saved["state_dict"]["w"].tolist() == [0.0] * 4
@@ -54,31 +58,19 @@ def test_saves_and_removals_happen_in_the_order_asked(tmp_path):
     io.teardown()
 
 
-def test_at_most_two_copies_wait_to_be_written(tmp_path):
-    io, release = BackgroundCheckpointIO(), threading.Event()
-    write, started = AtomicCheckpointIO.save_checkpoint, []
-
-    def held_write(self: Any, checkpoint: dict, target: Any, options: Any = None) -> None:
-        started.append(target)
-        release.wait(timeout=10)
-        write(self, checkpoint, target, options)
-
-    AtomicCheckpointIO.save_checkpoint = held_write  # type: ignore[method-assign]
-    try:
-        io.save_checkpoint({"step": torch.tensor(1)}, tmp_path / "a.ckpt")
-        io.save_checkpoint({"step": torch.tensor(2)}, tmp_path / "b.ckpt")
-        third = threading.Thread(
-            target=io.save_checkpoint, args=({"step": torch.tensor(3)}, tmp_path / "c.ckpt")
-        )
-        third.start()
-        third.join(timeout=0.5)
-        assert third.is_alive(), "a third save went ahead while two copies were waiting"
-        release.set()
-        third.join(timeout=10)
-        io.teardown()
-    finally:
-        release.set()
-        AtomicCheckpointIO.save_checkpoint = write  # type: ignore[method-assign]
+def test_at_most_two_copies_wait_to_be_written(tmp_path, write_gate):
+    io = BackgroundCheckpointIO()
+    io.save_checkpoint({"step": torch.tensor(1)}, tmp_path / "a.ckpt")
+    io.save_checkpoint({"step": torch.tensor(2)}, tmp_path / "b.ckpt")
+    third = threading.Thread(
+        target=io.save_checkpoint, args=({"step": torch.tensor(3)}, tmp_path / "c.ckpt")
+    )
+    third.start()
+    third.join(timeout=0.5)
+    assert third.is_alive(), "a third save went ahead while two copies were waiting"
+    write_gate.set()
+    third.join(timeout=10)
+    io.teardown()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.ckpt", "b.ckpt", "c.ckpt"]
 
 
