@@ -42,14 +42,16 @@ def evaluate(state: TaskView, *, batch_size: Annotated[int, Positive] = 256) -> 
     )
 
     data, run_dir = state["data"], Path(state.run.dir)
-    with BackgroundPlots() as plots:  # drawn while the test split is predicted and saved
+    # Predicted before the plots start: a drawing thread holds the interpreter most of the
+    # time, and each of torch's small kernels would wait for it. The file writes that
+    # follow mostly wait for the disk, which leaves the interpreter to the drawing.
+    labels, probabilities = predict_probabilities(
+        build_model(state["model"]), make_dataset(data, "test"), batch_size
+    )
+    with BackgroundPlots() as plots:
         plots.submit(plot_training_log, run_dir)
-        network = build_model(state["model"])
-        test = make_dataset(data, "test")
-        labels, probabilities = predict_probabilities(network, test, batch_size)
-        identifiers = split_identifiers(data, "test")
         metrics = write_classification_report(
-            run_dir, labels, probabilities, data["classes"], identifiers, plots
+            run_dir, labels, probabilities, data["classes"], split_identifiers(data, "test"), plots
         )
         # The model, also when fit was read from the cache: the run directory is
         # self-contained.

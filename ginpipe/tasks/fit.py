@@ -184,9 +184,9 @@ def fit(
     ``checkpoint_every_n_steps`` steps if set), the best ``save_top_k`` checkpoints by
     ``monitor``, ``checkpoints/on_exception.ckpt`` when training raises (Ctrl-C included;
     Lightning deletes it after a run that ends normally), and ``logs/metrics.csv``
-    (train_loss, train_acc, val_loss, val_acc per epoch). Checkpoints are written
-    atomically, on a worker thread while training goes on (``BackgroundCheckpointIO``), and
-    load with ``torch.load(weights_only=True)``.
+    (train_loss, train_acc, val_loss, val_acc per epoch). Checkpoints are serialized when
+    Lightning saves them and written atomically on a worker thread while training goes on
+    (``BackgroundCheckpointIO``); they load with ``torch.load(weights_only=True)``.
 
     Resuming: when ``last.ckpt`` or ``on_exception.ckpt`` exists (the newest wins),
     training continues from it: epochs, global step, optimizer and scheduler state, and

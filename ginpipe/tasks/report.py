@@ -10,9 +10,10 @@ directory, each atomically:
     plots/confusion_matrix.png
     plots/learning_curves.png    only when logs/metrics.csv exists (networks)
 
-The plots are drawn on a worker thread (``BackgroundPlots``) while the caller predicts and
-writes its other files: rendering them is most of the report's time, and the file writes
-and torch's kernels leave the interpreter free for it.
+The plots are drawn on a worker thread (``BackgroundPlots``) while the caller writes its
+other files: rendering them is most of the report's time, and the file writes mostly wait
+for the disk, which leaves the interpreter free for the drawing. What computes with torch
+runs before the drawing starts: each small kernel would otherwise wait for the interpreter.
 """
 
 from __future__ import annotations
@@ -125,10 +126,10 @@ def write_classification_report(
     confusion = multiclass_confusion_matrix(
         torch.as_tensor(y_pred), torch.as_tensor(y_true), len(classes)
     ).numpy()
+    metrics = classification_metrics(y_true, y_pred, classes)  # torch first, see evaluate
     plots.submit(
         plot_confusion_matrix, run_dir / PLOTS_DIR / "confusion_matrix.png", confusion, classes
     )
-    metrics = classification_metrics(y_true, y_pred, classes)
     atomic_write_json(run_dir / METRICS_FILE, metrics)
     write_predictions(run_dir / PREDICTIONS_FILE, y_true, probabilities, classes, identifiers)
     return metrics

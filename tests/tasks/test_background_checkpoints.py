@@ -22,13 +22,13 @@ from ginpipe.tasks.lightning.trainer import build_trainer, reads_saved_checkpoin
 @pytest.fixture
 def write_gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
     """Checkpoint writes wait until the test sets this event."""
-    gate, write = threading.Event(), AtomicCheckpointIO.save_checkpoint
+    gate, write = threading.Event(), checkpoints.write_atomically
 
-    def held_write(self: Any, checkpoint: dict, target: Any, options: Any = None) -> None:
+    def held_write(target: Any, write_file: Any) -> None:
         gate.wait(timeout=10)
-        write(self, checkpoint, target, options)
+        write(target, write_file)
 
-    monkeypatch.setattr(AtomicCheckpointIO, "save_checkpoint", held_write)
+    monkeypatch.setattr(checkpoints, "write_atomically", held_write)
     yield gate
     gate.set()  # never leave a worker thread waiting
 
@@ -77,11 +77,11 @@ def test_at_most_two_copies_wait_to_be_written(tmp_path, write_gate):
 def test_a_failed_write_is_raised_at_teardown_and_leaves_no_partial_file(tmp_path, monkeypatch):
     io, path = BackgroundCheckpointIO(), tmp_path / "last.ckpt"
 
-    def write_half_then_fail(obj: Any, target: Any) -> None:
-        target.write(b"half a checkpoint")
+    def write_half_then_fail(data: Any, file: Any) -> None:
+        file.write(data[: len(data) // 2])
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(torch, "save", write_half_then_fail)
+    monkeypatch.setattr(checkpoints, "write_all", write_half_then_fail)
     io.save_checkpoint({"step": torch.tensor(1)}, path)
     with pytest.raises(NoSpaceError, match=f"cannot write checkpoint {path}: no space left"):
         io.teardown()
@@ -90,7 +90,7 @@ def test_a_failed_write_is_raised_at_teardown_and_leaves_no_partial_file(tmp_pat
 
 def test_a_failed_write_is_raised_by_the_next_save(tmp_path, monkeypatch):
     io = BackgroundCheckpointIO()
-    monkeypatch.setattr(torch, "save", _fail_with_no_space)
+    monkeypatch.setattr(checkpoints, "write_all", _fail_with_no_space)
     io.save_checkpoint({"step": torch.tensor(1)}, tmp_path / "a.ckpt")
     io._pending[0].result()  # the write has failed on the worker thread
     with pytest.raises(NoSpaceError):
@@ -107,7 +107,7 @@ def test_under_ddp_the_write_is_done_before_save_returns(tmp_path, monkeypatch):
     assert not path.exists()
 
 
-def _fail_with_no_space(obj: Any, target: Any) -> None:
+def _fail_with_no_space(data: Any, file: Any) -> None:
     raise OSError(errno.ENOSPC, "No space left on device")
 
 

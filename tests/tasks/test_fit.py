@@ -272,6 +272,40 @@ def test_the_csv_log_keeps_rows_before_the_checkpoint_and_drops_later_ones(tmp_p
     assert [path.name for path in tmp_path.iterdir()] == ["metrics.csv"]
 
 
+def test_the_csv_log_appends_rows_and_rewrites_only_for_new_columns(tmp_path):
+    logger = ContinuingCSVLogger(tmp_path)
+    path = tmp_path / "metrics.csv"
+    logger.log_metrics({"val_acc": 0.5, "epoch": 0}, step=4)
+    logger.save()
+    logger.log_metrics({"train_loss": 0.7, "epoch": 0}, step=4)  # a new column: rewritten
+    logger.save()
+    rewritten = path.stat().st_ino
+    logger.log_metrics({"val_acc": 0.6, "epoch": 1}, step=9)
+    logger.save()
+    logger.log_metrics({"train_loss": 0.4, "epoch": 1}, step=9)
+    logger.save()
+
+    assert path.stat().st_ino == rewritten  # appended in place, not replaced
+    assert path.read_text().splitlines() == [
+        "epoch,step,train_loss,val_acc",
+        "0,4,,0.5",
+        "0,4,0.7,",
+        "1,9,,0.6",
+        "1,9,0.4,",
+    ]
+
+
+def test_a_torn_last_line_of_the_csv_log_is_dropped_and_the_file_rewritten(tmp_path):
+    path = tmp_path / "metrics.csv"
+    path.write_text("epoch,step,val_acc\n0,4,0.5\n1,9,0.6")  # killed mid-append
+    resumed = ContinuingCSVLogger(tmp_path)
+    assert [row["step"] for row in resumed.experiment.rows] == ["4"]
+    resumed.experiment.forget_rows_from(20)
+    resumed.log_metrics({"val_acc": 0.7, "epoch": 1}, step=9)
+    resumed.save()
+    assert path.read_text().splitlines() == ["epoch,step,val_acc", "0,4,0.5", "1,9,0.7"]
+
+
 def test_extra_loggers_get_a_folder_named_after_them(tmp_path):
     (logger,) = extra_loggers([CSVLogger], tmp_path)
     assert logger.save_dir == str(tmp_path / "csv")

@@ -2,10 +2,15 @@
 
 Lightning's ``CSVLogger`` deletes an existing ``metrics.csv`` when it opens its directory
 (and warns "Previous log files ... will be deleted"), so a resumed run would lose the rows
-of the epochs before the interruption. It also appends to the file in place, so a kill
-during a flush leaves a torn last row. This logger keeps the old rows, rewrites the whole
-file atomically on each flush, and drops rows logged after the checkpoint a run resumes
-from (they are logged again when those steps rerun).
+of the epochs before the interruption. This logger keeps the old rows and drops those
+logged after the checkpoint a run resumes from (they are logged again when those steps
+rerun).
+
+Lightning flushes the log after every logging call. New rows are appended, each flush in one
+``write``; the file is rewritten atomically only when the columns change or a resume cut
+rows. A kill during an append can leave a torn last line, with no line end: reading drops
+it, so the log holds whole rows only, and loses what a kill just before that flush would
+have lost.
 """
 
 from __future__ import annotations
@@ -35,9 +40,10 @@ def read_metrics_rows(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
     """
     try:
         with open(path, newline="", encoding="utf-8") as file:
-            reader = csv.DictReader(file)
-            rows = [{k: v for k, v in row.items() if v not in ("", None)} for row in reader]
-            keys = list(reader.fieldnames or [])
+            text = file.read()
+        reader = csv.DictReader(io.StringIO(whole_lines(text), newline=""))
+        rows = [{k: v for k, v in row.items() if v not in ("", None)} for row in reader]
+        keys = list(reader.fieldnames or [])
     except (UnicodeDecodeError, csv.Error) as error:
         raise DamagedLogError(f"log {path} is damaged ({error})") from None
     for number, row in enumerate(rows, start=2):
@@ -52,12 +58,20 @@ def read_metrics_rows(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
     return rows, keys
 
 
+def whole_lines(text: str) -> str:
+    """``text`` without a last line that has no line end: an append cut short by a kill."""
+    return text[: text.rfind("\n") + 1]
+
+
 class ContinuingExperimentWriter(ExperimentWriter):
     """Holds every row of ``metrics.csv``, old and new, and writes them all on ``save``."""
 
     def _check_log_dir_exists(self) -> None:
         # Called by the base constructor, where Lightning deletes the old metrics file.
         self.rows: list[dict[str, Any]] = []
+        # Whether the file holds exactly ``rows`` as whole lines, so that rows can be
+        # appended; a log read back is rewritten once (it may end in a torn line).
+        self._file_matches_rows = False
         if not os.path.isfile(self.metrics_file_path):
             return
         try:
@@ -78,18 +92,28 @@ class ContinuingExperimentWriter(ExperimentWriter):
         self.metrics = [row for row in self.metrics if float(row.get("step", 0)) < global_step]
 
     def save(self) -> None:
-        """Write all rows, sorted columns, through a temp file: never a torn row."""
+        """Append the new rows in one write; rewrite the file (atomically, sorted columns)
+        when a row brings a new column or the file holds rows a resume dropped."""
         if not self.metrics:
             return
-        self.rows.extend(self.metrics)
-        self.metrics = []
-        keys = set(self.metrics_keys).union(*self.rows)
-        self.metrics_keys = sorted(keys)
+        new_rows, self.metrics = self.metrics, []
+        self.rows.extend(new_rows)
+        keys = sorted(set(self.metrics_keys).union(*new_rows))
+        if keys != self.metrics_keys or not self._file_matches_rows:
+            self.metrics_keys = keys
+            atomic_write_text(self.metrics_file_path, self._csv_text(self.rows, header=True))
+            self._file_matches_rows = True
+            return
+        with open(self.metrics_file_path, "a", newline="", encoding="utf-8") as file:
+            file.write(self._csv_text(new_rows, header=False))
+
+    def _csv_text(self, rows: list[dict[str, Any]], header: bool) -> str:
         buffer = io.StringIO(newline="")
         writer = csv.DictWriter(buffer, fieldnames=self.metrics_keys)
-        writer.writeheader()
-        writer.writerows(self.rows)
-        atomic_write_text(self.metrics_file_path, buffer.getvalue())
+        if header:
+            writer.writeheader()
+        writer.writerows(rows)
+        return buffer.getvalue()
 
 
 class ContinuingCSVLogger(CSVLogger):
