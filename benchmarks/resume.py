@@ -60,16 +60,18 @@ class ResumedRun:
 
 
 def epochs_in_checkpoint(path: Path) -> int:
-    """Complete epochs saved in ``last.ckpt`` (0 if the run died before the first one).
+    """Epochs whose training ``last.ckpt`` holds (0 if the run died before the first one).
 
-    Read in a child process: importing torch here would raise the peak RSS this process
-    hands down to every later child it starts.
+    The loop's ``processed`` count, the epoch a resume starts from: an end-of-epoch
+    checkpoint is saved before Lightning counts its epoch as ``completed``, so that count
+    is one behind. Read in a child process: importing torch here would raise the peak RSS
+    this process hands down to every later child it starts.
     """
     if not path.is_file():
         return 0
     code = (
         "import sys, torch; c = torch.load(sys.argv[1], map_location='cpu', weights_only=True); "
-        "print(c['loops']['fit_loop']['epoch_progress']['current']['completed'])"
+        "print(c['loops']['fit_loop']['epoch_progress']['current']['processed'])"
     )
     reading = run_measured([PYTHON, "-c", code, str(path)]).check("reading last.ckpt")
     return int(reading.stdout.strip().splitlines()[-1])
@@ -165,7 +167,7 @@ def report(results: Mapping[str, list[Any]]) -> BenchResult:
             ["killed + resume, wall s", summarize([r.total for r in resumed]).fmt(1)],
             ["**ratio (killed + resume) / uninterrupted**", ratio.fmt(3)],
             [
-                f"epochs complete in last.ckpt at the kill (of {MAX_EPOCHS})",
+                f"epochs in last.ckpt at the kill (of {MAX_EPOCHS})",
                 summarize([r.epochs_before_kill for r in resumed]).fmt(0),
             ],
             ["test accuracy, uninterrupted", summarize([p.accuracy for p in plain]).fmt(4)],
@@ -191,9 +193,8 @@ def report(results: Mapping[str, list[Any]]) -> BenchResult:
         notes.append(
             f"In {len(stale)} of {len(resumed)} rounds `last.ckpt` held fewer epochs "
             f"({', '.join(map(str, stale))}) than had completed ({HALF_EPOCHS}) when the process "
-            "was killed, so the resume redid those epochs. Lightning "
-            "2.6's ModelCheckpoint rewrites `last.ckpt` only in an epoch where it also saved a "
-            "top-k checkpoint, i.e. when the monitored `val_acc` improved."
+            "was killed, so the resume redid those epochs: `fit` writes `last.ckpt` at the "
+            "end of every epoch, so this means a write did not finish before the kill."
         )
     if same < len(resumed):
         notes.append(
