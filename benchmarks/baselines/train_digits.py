@@ -4,8 +4,14 @@ Same work as ``ginpipe run configs/base.gin configs/models/resnet.gin``: scikit-
 bundled digits as (1, 8, 8) images scaled by 1/16, the same stratified split (test 20 %
 first, then val 10 % of all rows, seed 0), the same ResNet class and size, AdamW with
 OneCycleLR stepped per batch, batch size 128, 20 epochs on one CPU process with
-deterministic kernels, a ModelCheckpoint keeping the best epoch by val accuracy plus
-``last.ckpt``, a CSVLogger, and the test accuracy of the best checkpoint at the end.
+deterministic kernels, a ModelCheckpoint keeping the best epoch by val accuracy and one
+writing ``last.ckpt`` at the end of every epoch, a CSVLogger, and the test accuracy of the
+best checkpoint at the end.
+
+``last.ckpt`` has its own callback, as in ``fit``: since Lightning 2.6,
+``ModelCheckpoint(save_last=True)`` rewrites it only in an epoch whose val accuracy
+improved, so a script using it would write fewer checkpoints than ``fit`` and resume from an
+older epoch.
 
     python benchmarks/baselines/train_digits.py --out DIR
     python benchmarks/baselines/train_digits.py --out DIR --resume DIR/checkpoints/last.ckpt
@@ -151,14 +157,17 @@ def main() -> None:
     )
     model = LitClassifier(network, num_classes=10)
     checkpoint = ModelCheckpoint(
-        dirpath=out / "checkpoints", monitor="val_acc", mode="max", save_top_k=1, save_last=True
+        dirpath=out / "checkpoints", monitor="val_acc", mode="max", save_top_k=1
+    )
+    last = ModelCheckpoint(
+        dirpath=out / "checkpoints", filename="last", enable_version_counter=False
     )
     trainer = pl.Trainer(
         accelerator="cpu",
         devices=1,
         deterministic=S["Trainer.deterministic"],
         max_epochs=S["Trainer.max_epochs"],
-        callbacks=[checkpoint, FirstStepClock()],
+        callbacks=[checkpoint, last, FirstStepClock()],
         logger=CSVLogger(out / "logs"),
         default_root_dir=out,
         enable_progress_bar=False,  # output goes to a file, as in the ginpipe runs measured
