@@ -15,6 +15,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from ginpipe import startup
 from ginpipe.errors import GinpipeError, TaskFailed
 
 app = typer.Typer(
@@ -426,7 +427,8 @@ def predict(
     verbose: Verbose = False,
 ) -> None:
     """Predict with a run's model and its own preprocessing; write one row per item."""
-    from ginpipe.inference.predicting import predict_to_csv
+    with startup.importing():  # torch, pandas and the report's libraries
+        from ginpipe.inference.predicting import predict_to_csv
 
     _setup_logging(verbose)
     typer.echo(
@@ -480,6 +482,7 @@ def main(argv: list[str] | None = None) -> Any:
     cwd = os.getcwd()
     if cwd not in sys.path and "" not in sys.path:
         sys.path.insert(0, cwd)
+    startup.own_process()
     try:
         return app(args=argv)
     except KeyboardInterrupt:

@@ -19,7 +19,7 @@ from typing import Any
 
 from loguru import logger
 
-from ginpipe import checks, continuation, distributed, ginapi, rundir
+from ginpipe import checks, continuation, distributed, ginapi, rundir, startup
 from ginpipe.atomic import atomic_write_text
 from ginpipe.config import MOD_SOURCE, Composition, bind_run_macros, compose, compose_text
 from ginpipe.errors import EXIT_OK, ConfigError, GinpipeError, Interrupted, TaskFailed
@@ -79,6 +79,11 @@ def default_project() -> str:
 
 def prepare(request: RunRequest) -> Prepared:
     """Compose and validate the config; nothing is written."""
+    with startup.importing():  # where the modules a config names are imported
+        return _compose_and_check(request)
+
+
+def _compose_and_check(request: RunRequest) -> Prepared:
     if request.resume is not None:
         run = rundir.RunDir(request.resume)
         if not run.exists():

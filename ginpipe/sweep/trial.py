@@ -17,7 +17,7 @@ from typing import Any
 
 import optuna
 
-from ginpipe import api, distributed
+from ginpipe import api, distributed, startup
 from ginpipe.errors import EXIT_OK, GinpipeError, TaskFailed
 from ginpipe.rundir import CONFIG
 from ginpipe.sweep import definition
@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> None:
 
     args = sys.argv[1:] if argv is None else argv
     setup_console(False, distributed.detect().rank)
+    startup.own_process()
     cwd = os.getcwd()
     if cwd not in sys.path:
         sys.path.insert(0, cwd)  # the user's task modules, as the CLI makes them importable

@@ -26,6 +26,7 @@ import optuna
 from loguru import logger
 from optuna.trial import TrialState
 
+from ginpipe import startup
 from ginpipe.atomic import atomic_write_json
 from ginpipe.errors import (
     EXIT_INTERRUPTED,
@@ -270,6 +271,7 @@ def main(argv: list[str] | None = None) -> None:
 
     args = sys.argv[1:] if argv is None else argv
     setup_console(False, 0)
+    startup.own_process()
     cwd = os.getcwd()
     if cwd not in sys.path:
         sys.path.insert(0, cwd)  # the user's task modules, as the CLI makes them importable
