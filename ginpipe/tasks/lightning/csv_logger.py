@@ -64,7 +64,7 @@ def whole_lines(text: str) -> str:
 
 
 class ContinuingExperimentWriter(ExperimentWriter):
-    """Holds every row of ``metrics.csv``, old and new, and writes them all on ``save``."""
+    """Holds every row of ``metrics.csv``, old and new; ``save`` appends the new ones."""
 
     def _check_log_dir_exists(self) -> None:
         # Called by the base constructor, where Lightning deletes the old metrics file.
