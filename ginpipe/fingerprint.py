@@ -258,7 +258,6 @@ def _is_engine_module(name: str) -> bool:
 
 
 @cache
-@cache
 def _version_of(top_level: str) -> str:
     aliases = {
         "sklearn": "scikit-learn",
