@@ -21,7 +21,7 @@ from sklearn.datasets import load_digits
 from sklearn.decomposition import KernelPCA
 
 from ginpipe import task
-from ginpipe.state import TaskView
+from ginpipe.core.state import TaskView
 from ginpipe.tasks.load import arrays_dataset
 
 PIXEL_MAX = 16.0  # digits pixels run 0..16

@@ -29,7 +29,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ginpipe.distributed import LAUNCHER_VARIABLES
+from ginpipe.runs.distributed import LAUNCHER_VARIABLES
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH_DIR = REPO / "benchmarks"

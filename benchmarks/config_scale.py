@@ -81,8 +81,8 @@ def child(mode: str, path: Path) -> None:
     sys.path.insert(0, str(path.parent))
     import gin
 
-    import ginpipe.settings  # noqa: F401  (registers `run`, as ginpipe does)
-    from ginpipe.runner import RunRequest, prepare
+    import ginpipe.config.settings  # noqa: F401  (registers `run`, as ginpipe does)
+    from ginpipe.runs.runner import RunRequest, prepare
 
     __import__(TASKS_MODULE)
     wall, cpu = time.perf_counter(), time.process_time()

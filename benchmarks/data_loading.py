@@ -81,7 +81,7 @@ def ensure_file_set(name: str, limit: int | None) -> FileSet:
 
 def build_data(labels_csv: Path) -> dict[str, Any]:
     """``data`` as the pipeline builds it for configs/data/files.gin, calling the tasks."""
-    from ginpipe.state import State, TaskView
+    from ginpipe.core.state import State, TaskView
     from ginpipe.tasks.features import make_features
     from ginpipe.tasks.load import load_table
     from ginpipe.tasks.split import split_dataset

@@ -96,7 +96,7 @@ def build_data(labels_csv: Path, store: Path, counts: list[str]) -> dict[str, An
     """``data`` as configs/data/audio.gin builds it, calling the tasks themselves."""
     from loguru import logger
 
-    from ginpipe.state import State, TaskView
+    from ginpipe.core.state import State, TaskView
     from ginpipe.tasks.data.audio_features import LogMel
     from ginpipe.tasks.data.decoders import AudioDecoder
     from ginpipe.tasks.extract import extract_features

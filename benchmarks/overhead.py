@@ -67,7 +67,7 @@ class BaselineRun:
 
 def read_bindings(run_dir: Path) -> dict[str, str]:
     """``key -> value text`` of the run's resolved.gin (the engine's own reader)."""
-    from ginpipe.history import read_bindings as read  # light: no torch, no gin parsing
+    from ginpipe.runs.history import read_bindings as read  # light: no torch, no gin parsing
 
     return read(run_dir)
 
@@ -197,7 +197,7 @@ def report(results: Mapping[str, list[Any]]) -> BenchResult:
             "checkpoint by val accuracy in both.",
             "Both write the best checkpoint and `last.ckpt` at every epoch end. ginpipe "
             "composes its config with Python's garbage collector paused, then freezes the "
-            "objects its imports made (`ginpipe/startup.py`); the script runs with Python's "
+            "objects its imports made (`ginpipe/runs/startup.py`); the script runs with Python's "
             "defaults, and the collector's rescans of torch's objects cost it about 2 s "
             "(measured with `gc.callbacks` on the reference machine), most of it in the "
             "'outside' rows. That saving covers ginpipe's own fixed costs: the report's two "

@@ -63,7 +63,7 @@ ANALYSIS = {
         "so compare the medians of the task rows with the script's phases. What side-by-side "
         "timings showed, and what was done: (1) start-up: names are registered with gin only "
         "when a config uses them; the config is composed with the garbage collector paused "
-        "and what it imported is frozen (`ginpipe/startup.py`), which removes ~2 s of "
+        "and what it imported is frozen (`ginpipe/runs/startup.py`), which removes ~2 s of "
         "collector rescans the script still pays; the benchmark compiles ginpipe's bytecode "
         "first, as pip does on install. (2) `fit`: the CSV training log was rewritten and "
         "fsynced at each of Lightning's ~46 flushes (~0.2 s): rows are now appended; "

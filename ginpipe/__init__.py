@@ -1,8 +1,10 @@
 """ginpipe: compose gin configs, run a pipeline of cached tasks, record every run.
 
-The names below are the public API for task authors (the standard task library uses
-only these). Importing this package stays light (no torch, no Lightning, not even gin)
-so the CLI starts fast: each name is imported on first use.
+The names below are the public API: what a task author and a notebook need. Module paths
+under ``ginpipe`` are internal (docs/architecture.md); the standard task library reaches
+the engine's plumbing through ``ginpipe.tasks.engine``. Importing this package stays light
+(no torch, no Lightning, not even gin) so the CLI starts fast: each name is imported on
+first use.
 """
 
 from __future__ import annotations
@@ -10,47 +12,43 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from ginpipe.base import moved
+
 __version__ = "0.1.0"
+
+moved.install()  # old module paths (ginpipe.runner, ...) warn and forward for one release
 
 # name -> module that defines it
 _EXPORTS = {
-    "task": "ginpipe.taskdef",
-    "TaskView": "ginpipe.state",
-    "RunContext": "ginpipe.state",
-    "GinpipeError": "ginpipe.errors",
-    "ConfigError": "ginpipe.errors",
-    "DataError": "ginpipe.errors",
-    "CheckpointError": "ginpipe.errors",
-    "Interrupted": "ginpipe.errors",
-    "path_error": "ginpipe.oserrors",
-    "atomic_path": "ginpipe.atomic",
-    "atomic_write_bytes": "ginpipe.atomic",
-    "atomic_write_json": "ginpipe.atomic",
-    "atomic_write_text": "ginpipe.atomic",
-    "fsync_dir": "ginpipe.atomic",
-    "file_sha256": "ginpipe.atomic",
-    "is_temp": "ginpipe.atomic",
-    "TMP_PREFIX": "ginpipe.atomic",
-    "code_fingerprint": "ginpipe.fingerprint",
-    "library_versions": "ginpipe.fingerprint",
-    "configured": "ginpipe.bindings",
-    "bound_value": "ginpipe.bindings",
-    "bound_class": "ginpipe.bindings",
-    "is_bound": "ginpipe.bindings",
-    "selector_of": "ginpipe.bindings",
-    "did_you_mean": "ginpipe.suggest",
-    "constrain": "ginpipe.checks",
-    "requires": "ginpipe.checks",
-    "Constraint": "ginpipe.checks",
-    "AtLeast": "ginpipe.checks",
-    "GreaterThan": "ginpipe.checks",
-    "Positive": "ginpipe.checks",
-    "NonNegative": "ginpipe.checks",
+    # writing a task
+    "task": "ginpipe.core.taskdef",
+    "TaskView": "ginpipe.core.state",
+    "RunContext": "ginpipe.core.state",
+    # errors a task raises (each maps to an exit code)
+    "GinpipeError": "ginpipe.base.errors",
+    "ConfigError": "ginpipe.base.errors",
+    "DataError": "ginpipe.base.errors",
+    "CheckpointError": "ginpipe.base.errors",
+    "Interrupted": "ginpipe.base.errors",
+    # reading the config a task runs under
+    "configured": "ginpipe.config.bindings",
+    "bound_value": "ginpipe.config.bindings",
+    "bound_class": "ginpipe.config.bindings",
+    "is_bound": "ginpipe.config.bindings",
+    "did_you_mean": "ginpipe.base.suggest",
+    # limits on a task's parameters, checked before any task runs
+    "constrain": "ginpipe.config.checks",
+    "requires": "ginpipe.config.checks",
+    "Constraint": "ginpipe.config.checks",
+    "AtLeast": "ginpipe.config.checks",
+    "GreaterThan": "ginpipe.config.checks",
+    "Positive": "ginpipe.config.checks",
+    "NonNegative": "ginpipe.config.checks",
+    # running and using runs from Python
     "run": "ginpipe.api",
     "resume": "ginpipe.api",
     "compose": "ginpipe.api",
     "load_run": "ginpipe.inference.runview",
-    "pin_inputs": "ginpipe.continuation",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -21,7 +21,7 @@ from typing import Any
 
 import gin
 
-from ginpipe.runner import RunRequest, execute_run, prepare
+from ginpipe.runs.runner import RunRequest, execute_run, prepare
 
 
 def compose(configs: Sequence[str | Path], mods: Sequence[str] = ()) -> str:

@@ -15,8 +15,8 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from ginpipe import startup
-from ginpipe.errors import GinpipeError, TaskFailed
+from ginpipe.base.errors import GinpipeError, TaskFailed
+from ginpipe.runs import startup
 
 app = typer.Typer(
     name="ginpipe",
@@ -34,7 +34,7 @@ T = TypeVar("T")
 
 def _complete_configs(incomplete: str) -> list[str]:
     """Shipped config names and local .gin files starting with what was typed."""
-    from ginpipe.shipped import shipped_configs
+    from ginpipe.config.shipped import shipped_configs
 
     names = [c.name for c in shipped_configs()]
     names += [str(p) for p in Path(".").glob(f"{incomplete}*.gin")]
@@ -44,7 +44,7 @@ def _complete_configs(incomplete: str) -> list[str]:
 
 def _complete_run_dirs(incomplete: str) -> list[str]:
     """Run directories (those holding a run.json) under ./experiments or what was typed."""
-    from ginpipe.rundir import RUN_JSON
+    from ginpipe.runs.rundir import RUN_JSON
 
     base = Path(incomplete).parent if incomplete else Path("experiments")
     roots = [base, *base.glob("*"), *base.glob("*/*")]
@@ -91,7 +91,7 @@ def _guarded(verbose: bool, fn: Callable[[], T]) -> T:
         typer.echo(f"error: {e} (details in run.json; -v for the traceback)", err=True)
         raise typer.Exit(e.exit_code) from None
     except OSError as e:  # a full disk, a read-only mount...: one line, exit code by kind
-        from ginpipe.oserrors import path_error
+        from ginpipe.base.oserrors import path_error
 
         if verbose:
             traceback.print_exc()
@@ -101,8 +101,8 @@ def _guarded(verbose: bool, fn: Callable[[], T]) -> T:
 
 
 def _setup_logging(verbose: bool) -> None:
-    from ginpipe import distributed
-    from ginpipe.log import setup_console
+    from ginpipe.runs import distributed
+    from ginpipe.runs.log import setup_console
 
     setup_console(verbose, distributed.detect().rank)
 
@@ -122,7 +122,7 @@ def run(
     verbose: Verbose = False,
 ) -> None:
     """Run the pipeline the configs describe, in ROOT/PROJECT/NAME."""
-    from ginpipe.runner import RunRequest, execute
+    from ginpipe.runs.runner import RunRequest, execute
 
     _setup_logging(verbose)
     request = RunRequest(
@@ -147,7 +147,7 @@ def resume(
     verbose: Verbose = False,
 ) -> None:
     """Continue a run in its own directory from its saved config (mods may extend it)."""
-    from ginpipe.runner import RunRequest, execute
+    from ginpipe.runs.runner import RunRequest, execute
 
     _setup_logging(verbose)
     request = RunRequest(mods=mod or [], resume=run_dir, use_cache=not no_cache, rerun=rerun or [])
@@ -157,7 +157,7 @@ def resume(
 @app.command()
 def config(configs: Configs, mod: Mods = None, verbose: Verbose = False) -> None:
     """Print the composed, resolved config after validating it; run nothing."""
-    from ginpipe.runner import RunRequest, prepare
+    from ginpipe.runs.runner import RunRequest, prepare
 
     _setup_logging(verbose)
     prepared = _guarded(verbose, lambda: prepare(RunRequest(files=list(configs), mods=mod or [])))
@@ -169,7 +169,7 @@ def config(configs: Configs, mod: Mods = None, verbose: Verbose = False) -> None
 @app.command("configs")
 def list_configs() -> None:
     """The shipped configs, each with its first comment line; use them by name."""
-    from ginpipe.shipped import shipped_configs
+    from ginpipe.config.shipped import shipped_configs
 
     found = shipped_configs()
     width = max(len(c.name) for c in found)
@@ -185,7 +185,7 @@ def copy_config(
     verbose: Verbose = False,
 ) -> None:
     """Copy a shipped config to edit it; its includes still find the shipped files."""
-    from ginpipe.shipped import copy_shipped
+    from ginpipe.config.shipped import copy_shipped
 
     target = _guarded(verbose, lambda: copy_shipped(name, destination, force=force))
     typer.echo(f"copied {name} -> {target}")
@@ -201,7 +201,7 @@ def list_configurables(
     verbose: Verbose = False,
 ) -> None:
     """Tasks and configurables: parameters, defaults, first doc line."""
-    from ginpipe.catalog import describe
+    from ginpipe.runs.catalog import describe
 
     typer.echo(_guarded(verbose, lambda: describe(filter, module or ["ginpipe.tasks"])))
 
@@ -223,7 +223,7 @@ def runs(
     if sweep is not None:
         typer.echo(_guarded(verbose, lambda: _sweep_table(sweep)))
         return
-    from ginpipe.history import format_table, list_runs
+    from ginpipe.runs.history import format_table, list_runs
 
     found = _guarded(verbose, lambda: list_runs(root, project=project, where=where or []))
     typer.echo(format_table(found))
@@ -234,7 +234,7 @@ def runs(
 
 def _sweeps(root: Path, project: str | None) -> list[str]:
     """Sweep folders hold their trials one level down: name them, with the command."""
-    from ginpipe.rundir import CONFIG, GROUP_FILE
+    from ginpipe.runs.rundir import CONFIG, GROUP_FILE
 
     lines = []
     for marker in sorted(root.glob(f"{project or '*'}/*/{GROUP_FILE}")):
@@ -363,7 +363,7 @@ def sweep(
 
 
 def _usage(message: str) -> Exception:
-    from ginpipe.errors import ConfigError
+    from ginpipe.base.errors import ConfigError
 
     return ConfigError(message)
 
@@ -375,7 +375,7 @@ def diff(
     verbose: Verbose = False,
 ) -> None:
     """What differs in config and metrics between two runs."""
-    from ginpipe.history import diff_runs
+    from ginpipe.runs.history import diff_runs
 
     typer.echo(_guarded(verbose, lambda: diff_runs(run_a, run_b)))
 
@@ -383,7 +383,7 @@ def diff(
 @cache_app.command("ls")
 def cache_ls(root: Root = Path("experiments"), verbose: Verbose = False) -> None:
     """Entries of the cache: task, size, age, last use."""
-    from ginpipe.history import format_cache
+    from ginpipe.runs.history import format_cache
 
     typer.echo(_guarded(verbose, lambda: format_cache(root)))
 
@@ -401,7 +401,7 @@ def cache_prune(
     verbose: Verbose = False,
 ) -> None:
     """Remove cache entries by age or total size (least recently used first)."""
-    from ginpipe.history import prune_cache
+    from ginpipe.runs.history import prune_cache
 
     typer.echo(_guarded(verbose, lambda: prune_cache(root, older_than, max_size, dry_run)))
 

@@ -1,4 +1,4 @@
-"""Write ginpipe/tasks/names.py: the short names configs may use without a dotted path.
+"""Write ginpipe/tasks/short_names.py: the short names configs may use without a dotted path.
 
     python scripts/update_names.py          # rewrite the table
     python scripts/update_names.py --check  # exit 1 if the table is out of date
@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
 
-TARGET = Path(__file__).resolve().parent.parent / "ginpipe" / "tasks" / "names.py"
+TARGET = Path(__file__).resolve().parent.parent / "ginpipe" / "tasks" / "short_names.py"
 
 HEADER = '''"""Short names a config may use without a dotted path (``@AdamW``, ``Trainer.x``).
 
@@ -121,7 +121,7 @@ def library_names() -> dict[str, list[str]]:
     import ginpipe.tasks
 
     for info in pkgutil.walk_packages(ginpipe.tasks.__path__, prefix="ginpipe.tasks."):
-        if info.name != "ginpipe.tasks.names":
+        if info.name != "ginpipe.tasks.short_names":
             importlib.import_module(info.name)
     found: dict[str, list[str]] = {}
     for selector, configurable in gin_config._REGISTRY.items():

@@ -26,7 +26,7 @@ if str(TOY_DIR) not in sys.path:
 
 import toytasks  # noqa: E402  (needs TOY_DIR on sys.path)
 
-from ginpipe.distributed import LAUNCHER_VARIABLES  # noqa: E402
+from ginpipe.runs.distributed import LAUNCHER_VARIABLES  # noqa: E402
 
 BASE_GIN = """\
 # numbers -> total -> metrics
@@ -41,8 +41,8 @@ run.tasks = [@make_numbers, @add_up, @report]
 def gin_parse(text: str) -> None:
     """``gin.parse_config`` after making the names the text uses configurable, as
     composing a config does (nothing is registered up front)."""
-    from ginpipe import names
-    from ginpipe.gintext import split_statements
+    from ginpipe.config import names
+    from ginpipe.config.gintext import split_statements
 
     for stmt in split_statements(text):
         for name in (stmt.configurable, *stmt.references):

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ginpipe.errors import ConfigError, DataError
+from ginpipe.base.errors import ConfigError, DataError
 from ginpipe.inference.inputs import read_items
 from ginpipe.inference.predictor import Predictor
 

@@ -23,8 +23,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ginpipe.atomic import atomic_path, atomic_write_json
-from ginpipe.errors import ConfigError, GinpipeError
+from ginpipe.base.atomic import atomic_path, atomic_write_json
+from ginpipe.base.errors import ConfigError, GinpipeError
 from ginpipe.inference.inputs import Items
 from ginpipe.inference.predictor import Predictor
 from ginpipe.inference.run_split import split_items

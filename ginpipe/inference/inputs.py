@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ginpipe.errors import DataError
+from ginpipe.base.errors import DataError
+from ginpipe.tasks.bundle import Bundle
 from ginpipe.tasks.data.tables import read_table, require_files
-from ginpipe.tasks.inference.bundle import Bundle
 from ginpipe.tasks.load import IMAGE_EXTENSIONS
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ginpipe.atomic import atomic_path
-from ginpipe.errors import ConfigError
+from ginpipe.base.atomic import atomic_path
+from ginpipe.base.errors import ConfigError
 from ginpipe.inference.inputs import Items, read_items
 from ginpipe.inference.predictor import Predictor, progress
 from ginpipe.inference.run_split import split_items

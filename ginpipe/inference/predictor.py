@@ -20,11 +20,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ginpipe.errors import CheckpointError, ConfigError, DataError
+from ginpipe.base.errors import CheckpointError, ConfigError, DataError
 from ginpipe.inference.inputs import Items
+from ginpipe.tasks.bundle import Bundle, read_bundle
 from ginpipe.tasks.data.image_dataset import ImageFileDataset
 from ginpipe.tasks.data.images import ImageTransform
-from ginpipe.tasks.inference.bundle import Bundle, read_bundle
 from ginpipe.tasks.models import logits
 from ginpipe.tasks.preprocessing import FeaturePreprocessing
 from ginpipe.tasks.sklearn_models import class_probabilities
@@ -123,7 +123,7 @@ def _last_line(message: str) -> str:
     """A worker's error arrives as a traceback text ending in ``module.Type: message``."""
     lines = [line for line in message.strip().splitlines() if line.strip()]
     last = lines[-1] if lines else message
-    prefix = "ginpipe.errors.DataError: "
+    prefix = "ginpipe.base.errors.DataError: "
     return last.split(prefix, 1)[1] if prefix in last else last
 
 
@@ -153,7 +153,7 @@ def build_network(info: dict[str, Any], run_dir: Path) -> nn.Module:
         return cls(**{name: _resolved(value) for name, value in arguments.items()})
     import gin
 
-    from ginpipe.config import compose_text
+    from ginpipe.config.compose import compose_text
 
     config = run_dir / "config.gin"
     compose_text(config.read_text(), str(config))

@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 from loguru import logger
 
-from ginpipe import rundir
-from ginpipe.errors import ConfigError
+from ginpipe.base.errors import ConfigError
+from ginpipe.core.store import ArtifactStore, SaveResult
 from ginpipe.inference.inputs import Items
-from ginpipe.store import ArtifactStore, SaveResult
-from ginpipe.tasks.inference.bundle import Bundle
+from ginpipe.runs import rundir
+from ginpipe.tasks.bundle import Bundle
 
 SPLITS = ("train", "val", "test")
 CACHE_DIR = ".cache"
@@ -39,11 +39,11 @@ def split_items(bundle: Bundle, split: str) -> Items:
 
 def _data_state(run_dir: Path) -> Any:
     """``dataset`` and ``splits`` of the run, from the cache where they are still there."""
-    from ginpipe.config import compose_text
-    from ginpipe.events import Events
-    from ginpipe.pipeline import Pipeline, plan, task_steps
-    from ginpipe.settings import run_settings
-    from ginpipe.state import RunContext
+    from ginpipe.config.compose import compose_text
+    from ginpipe.config.settings import run_settings
+    from ginpipe.core.events import Events
+    from ginpipe.core.pipeline import Pipeline, plan, task_steps
+    from ginpipe.core.state import RunContext
 
     run = rundir.RunDir(run_dir)
     if not run.exists():

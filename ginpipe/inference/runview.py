@@ -16,8 +16,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ginpipe import rundir
-from ginpipe.errors import ConfigError
+from ginpipe.base.errors import ConfigError
+from ginpipe.runs import rundir
 
 
 class Run:
@@ -42,7 +42,7 @@ class Run:
     @property
     def status(self) -> str:
         """completed, failed, interrupted, running, or stopped (its process died)."""
-        from ginpipe.history import RunInfo
+        from ginpipe.runs.history import RunInfo
 
         return RunInfo(self.dir, self.record, {}).status
 
@@ -61,7 +61,7 @@ class Run:
     def config(self) -> dict[str, Any]:
         """Every binding of ``resolved.gin``: ``{"LR": 0.01, "Trainer.max_epochs": 20, ...}``;
         values that are not Python literals (``@ResNet``) stay text."""
-        from ginpipe.history import read_bindings
+        from ginpipe.runs.history import read_bindings
 
         return {key: _literal(value) for key, value in read_bindings(self.dir).items()}
 

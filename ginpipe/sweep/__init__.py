@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 
-from ginpipe.errors import ConfigError
+from ginpipe.base.errors import ConfigError
 
 INSTALL = 'pip install "ginpipe[sweep]"'
 

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ginpipe.atomic import atomic_write_json
-from ginpipe.errors import ConfigError
-from ginpipe.rundir import GROUP_FILE, now_iso
+from ginpipe.base.atomic import atomic_write_json
+from ginpipe.base.errors import ConfigError
+from ginpipe.runs.rundir import GROUP_FILE, now_iso
 from ginpipe.sweep.space import Param, Space
 
 SWEEP_FILE = GROUP_FILE

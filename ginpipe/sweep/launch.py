@@ -18,10 +18,10 @@ from typing import Any
 import gin
 from loguru import logger
 
-from ginpipe import ginapi
-from ginpipe.bindings import bound_value
-from ginpipe.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, ConfigError
-from ginpipe.runner import RunRequest, default_project, prepare
+from ginpipe.base.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, ConfigError
+from ginpipe.config import ginapi
+from ginpipe.config.bindings import bound_value
+from ginpipe.runs.runner import RunRequest, default_project, prepare
 from ginpipe.sweep import definition
 from ginpipe.sweep.definition import Sweep
 from ginpipe.sweep.pruning import CALLBACK_MOD
@@ -310,7 +310,7 @@ class TrialJob:
         self.cwd = cwd
 
     def __call__(self, sweep_dir: str) -> int:
-        from ginpipe.log import setup_console
+        from ginpipe.runs.log import setup_console
 
         setup_console(False, 0)
         if self.cwd and Path(self.cwd).is_dir():

@@ -17,9 +17,9 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from ginpipe import rundir
-from ginpipe.atomic import atomic_write_bytes
-from ginpipe.errors import ConfigError
+from ginpipe.base.atomic import atomic_write_bytes
+from ginpipe.base.errors import ConfigError
+from ginpipe.runs import rundir
 from ginpipe.sweep import definition
 from ginpipe.sweep.definition import Sweep, trial_name
 from ginpipe.sweep.space import value_text

@@ -23,10 +23,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ginpipe.config import MOD_SOURCE
-from ginpipe.errors import ConfigError
-from ginpipe.gintext import GinSyntaxError, split_statements, split_top_level
-from ginpipe.shipped import resolve_config
+from ginpipe.base.errors import ConfigError
+from ginpipe.config.compose import MOD_SOURCE
+from ginpipe.config.gintext import GinSyntaxError, split_statements, split_top_level
+from ginpipe.config.shipped import resolve_config
 
 DISTRIBUTIONS = ("loguniform", "uniform", "int", "choice")
 _MOD_RE = re.compile(r"^\s*(?P<key>[A-Za-z_][\w./]*)\s*(?P<op>\+?=)(?P<value>.*)$", re.DOTALL)
@@ -235,7 +235,7 @@ def build_space(configs: Sequence[str], mods: Sequence[str], copy_dir: Path | No
         if copy_dir is None:
             files.append(config)
             continue
-        from ginpipe.atomic import atomic_write_text
+        from ginpipe.base.atomic import atomic_write_text
 
         copy_dir.mkdir(parents=True, exist_ok=True)
         copy = copy_dir / f"{index}-{path.name}"

@@ -22,7 +22,7 @@ from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.storages.journal._file import BaseJournalFileLock
 from optuna.trial import TrialState
 
-from ginpipe.errors import ConfigError
+from ginpipe.base.errors import ConfigError
 from ginpipe.sweep.definition import Sweep, trial_name
 
 SAMPLERS = ("tpe", "random", "grid")

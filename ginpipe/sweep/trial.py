@@ -17,9 +17,10 @@ from typing import Any
 
 import optuna
 
-from ginpipe import api, distributed, startup
-from ginpipe.errors import EXIT_OK, GinpipeError, TaskFailed
-from ginpipe.rundir import CONFIG
+from ginpipe import api
+from ginpipe.base.errors import EXIT_OK, GinpipeError, TaskFailed
+from ginpipe.runs import distributed, startup
+from ginpipe.runs.rundir import CONFIG
 from ginpipe.sweep import definition
 from ginpipe.sweep.definition import Sweep, trial_name
 from ginpipe.sweep.pruning import CALLBACK_MOD, set_current
@@ -79,7 +80,7 @@ def run_trial(sweep_dir: Path, number: int, values: dict[str, str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from ginpipe.log import setup_console
+    from ginpipe.runs.log import setup_console
 
     args = sys.argv[1:] if argv is None else argv
     setup_console(False, distributed.detect().rank)

@@ -26,9 +26,8 @@ import optuna
 from loguru import logger
 from optuna.trial import TrialState
 
-from ginpipe import startup
-from ginpipe.atomic import atomic_write_json
-from ginpipe.errors import (
+from ginpipe.base.atomic import atomic_write_json
+from ginpipe.base.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_TASK_FAILED,
@@ -37,7 +36,8 @@ from ginpipe.errors import (
     PathError,
     TaskFailed,
 )
-from ginpipe.rundir import RUN_JSON, load_run_json
+from ginpipe.runs import startup
+from ginpipe.runs.rundir import RUN_JSON, load_run_json
 from ginpipe.sweep import definition
 from ginpipe.sweep.definition import Sweep, trial_name
 from ginpipe.sweep.pruning import is_pruned, set_current
@@ -267,7 +267,7 @@ def run_worker(sweep_dir: Path, max_trials: int | None = None) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m ginpipe.sweep.worker SWEEP_DIR``: one local worker of ``--jobs N``."""
-    from ginpipe.log import setup_console
+    from ginpipe.runs.log import setup_console
 
     args = sys.argv[1:] if argv is None else argv
     setup_console(False, 0)

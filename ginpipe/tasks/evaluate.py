@@ -11,8 +11,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ginpipe import Positive, TaskView, task
+from ginpipe.tasks.bundle import write_network_bundle
 from ginpipe.tasks.data.datasets import make_dataset
-from ginpipe.tasks.inference.bundle import write_network_bundle
 from ginpipe.tasks.metric_names import CLASSIFICATION_METRICS
 from ginpipe.tasks.models import build_model, logits
 
@@ -26,7 +26,7 @@ from ginpipe.tasks.models import build_model, logits
 )
 def evaluate(state: TaskView, *, batch_size: Annotated[int, Positive] = 256) -> dict[str, Any]:
     """Predict the test split with the best weights and report metrics, predictions, plots;
-    save the model with its preprocessing in ``model/`` (ginpipe.tasks.inference.bundle).
+    save the model with its preprocessing in ``model/`` (ginpipe.tasks.bundle).
 
     A plain inference loop rather than ``Trainer.test``: it runs in one process whether
     training used DDP or not, so every sample is scored exactly once (a distributed

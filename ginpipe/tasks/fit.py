@@ -28,7 +28,6 @@ from ginpipe import (
     constrain,
     did_you_mean,
     is_bound,
-    pin_inputs,
     requires,
     task,
 )
@@ -152,6 +151,7 @@ def data_arguments(model: Callable[..., Any], num_classes: int, input_shape: lis
     reads=("data", "seed"),
     writes=("model",),
     all_ranks=True,  # under DDP every rank trains
+    pinned=True,  # checkpoints and the model hold only for the data they were trained on
     uses=("pytorch_lightning.Trainer",),  # built inside: its bindings decide the result
     hints={"model": NO_MODEL},
     check=check_fit_config,
@@ -294,7 +294,6 @@ def fit(
 
 
 # A run directory's checkpoints hold only for the data they were trained on.
-pin_inputs(fit)
 
 
 def check_choice(parameter: str, value: Any, choices: Sequence[Any]) -> None:

@@ -38,7 +38,7 @@ from torchmetrics.functional.classification import (
     multiclass_recall,
 )
 
-from ginpipe import atomic_path, atomic_write_json, atomic_write_text
+from ginpipe.tasks.engine import atomic_path, atomic_write_json, atomic_write_text
 
 METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.csv"

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 from sklearn.base import ClassifierMixin, clone
 
-from ginpipe import ConfigError, DataError, TaskView, pin_inputs, task
-from ginpipe.tasks.inference.bundle import write_estimator_bundle
+from ginpipe import ConfigError, DataError, TaskView, task
+from ginpipe.tasks.bundle import write_estimator_bundle
 from ginpipe.tasks.metric_names import CLASSIFICATION_METRICS
 
 NO_ESTIMATOR = (
@@ -23,7 +23,13 @@ NO_ESTIMATOR = (
 )
 
 
-@task(reads=("data", "seed"), writes=("estimator",), hints={"estimator": NO_ESTIMATOR})
+# pinned: a run directory's estimator holds only for the data it was fitted on
+@task(
+    reads=("data", "seed"),
+    writes=("estimator",),
+    pinned=True,
+    hints={"estimator": NO_ESTIMATOR},
+)
 def fit_sklearn(state: TaskView, *, estimator: ClassifierMixin | None = None) -> dict[str, Any]:
     """Fit a fresh copy of ``estimator`` (e.g. ``@LogisticRegression()``) on the train split.
 
@@ -37,9 +43,6 @@ def fit_sklearn(state: TaskView, *, estimator: ClassifierMixin | None = None) ->
     features, labels = flat_split(state["data"], "train")
     model.fit(features, labels)
     return {"estimator": model}
-
-
-pin_inputs(fit_sklearn)  # a run directory's estimator holds only for the data it was fitted on
 
 
 @task(

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ginpipe.store import ArtifactStore
+from ginpipe.core.store import ArtifactStore
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent

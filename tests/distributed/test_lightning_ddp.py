@@ -32,8 +32,8 @@ from launch import (
     task_status,
 )
 
-from ginpipe.config import compose_text
-from ginpipe.store import ArtifactStore
+from ginpipe.config.compose import compose_text
+from ginpipe.core.store import ArtifactStore
 from ginpipe.tasks.data.datasets import make_dataset
 from ginpipe.tasks.evaluate import predict_probabilities
 from ginpipe.tasks.lightning.checkpoints import read_checkpoint

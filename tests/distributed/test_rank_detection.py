@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from ginpipe import distributed
-from ginpipe.state import RunContext
+from ginpipe.core.state import RunContext
+from ginpipe.runs import distributed
 
 LAUNCHER_VARIABLES = (
     "RANK",

@@ -25,9 +25,9 @@ from launch import (
     start,
 )
 
-from ginpipe import distributed
-from ginpipe.errors import ConfigError
-from ginpipe.runner import RunRequest, run_path
+from ginpipe.base.errors import ConfigError
+from ginpipe.runs import distributed
+from ginpipe.runs.runner import RunRequest, run_path
 from ginpipe.tasks.lightning.checkpoints import read_checkpoint
 
 SLURM_VARIABLES = (

@@ -18,7 +18,7 @@ SCRIPT = """
 import json, os, signal, sys
 sys.path.insert(0, {toy!r})
 import ginpipe
-from ginpipe.errors import ConfigError
+from ginpipe.base.errors import ConfigError
 
 env_before = dict(os.environ)
 handlers_before = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))

@@ -40,7 +40,7 @@ PRELOAD = [
     "torch",
     "pytorch_lightning",
     "ginpipe.cli",
-    "ginpipe.runner",
+    "ginpipe.runs.runner",
     "ginpipe.tasks.seeding",
     "ginpipe.tasks.load",
     "ginpipe.tasks.split",
@@ -50,7 +50,7 @@ PRELOAD = [
     "ginpipe.tasks.report",
     "ginpipe.tasks.models.resnet",
 ]
-from ginpipe.distributed import LAUNCHER_VARIABLES  # noqa: E402
+from ginpipe.runs.distributed import LAUNCHER_VARIABLES  # noqa: E402
 
 TIMEOUT_S = 300.0
 

@@ -95,8 +95,8 @@ class Fault:
 
 def install(fault: Fault) -> None:
     """Install the patches ``fault`` needs (the step trace is always installed)."""
-    import ginpipe.state
-    import ginpipe.store
+    import ginpipe.core.state
+    import ginpipe.core.store
     from ginpipe.tasks.lightning.classifier import Classifier
 
     training_step = Classifier.training_step
@@ -112,14 +112,14 @@ def install(fault: Fault) -> None:
     Classifier.training_step = traced_training_step
 
     if fault.where == "features":
-        getitem = ginpipe.state.TaskView.__getitem__
+        getitem = ginpipe.core.state.TaskView.__getitem__
 
         def reading(self: Any, key: str) -> Any:
             if self._task == "make_features":
                 fault.hit("features")
             return getitem(self, key)
 
-        ginpipe.state.TaskView.__getitem__ = reading
+        ginpipe.core.state.TaskView.__getitem__ = reading
 
     if fault.where in ("checkpoint-write", "checkpoint-written"):
         replace = os.replace
@@ -135,23 +135,23 @@ def install(fault: Fault) -> None:
         os.replace = replacing
 
     if fault.where == "cache-files":
-        write_json = ginpipe.store.atomic_write_json
+        write_json = ginpipe.core.store.atomic_write_json
 
         def writing(dest: Any, obj: Any) -> None:
-            if Path(dest).name == ginpipe.store.MANIFEST:
+            if Path(dest).name == ginpipe.core.store.MANIFEST:
                 fault.hit("cache-files")
             write_json(dest, obj)
 
-        ginpipe.store.atomic_write_json = writing
+        ginpipe.core.store.atomic_write_json = writing
 
     if fault.where == "cache-publish":
-        publish: Callable[..., bool] = ginpipe.store._publish
+        publish: Callable[..., bool] = ginpipe.core.store._publish
 
         def publishing(tmp: Path, final: Path, final_is_valid: Callable[[], bool]) -> bool:
             fault.hit("cache-publish")
             return publish(tmp, final, final_is_valid)
 
-        ginpipe.store._publish = publishing
+        ginpipe.core.store._publish = publishing
 
 
 def run_cli(argv: list[str], at: str | None = None, trace: str | None = None) -> Any:

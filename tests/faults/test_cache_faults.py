@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from faultrun import Launch
 
-from ginpipe.store import MANIFEST, ArtifactStore
+from ginpipe.core.store import MANIFEST, ArtifactStore
 
 INSTANTS = {
     # add_up's outputs are encoded in its temp entry; the manifest is not written yet

@@ -39,7 +39,7 @@ from faultrun import (
     temp_leftovers,
 )
 
-from ginpipe.store import MANIFEST, ArtifactStore
+from ginpipe.core.store import MANIFEST, ArtifactStore
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from harden_helpers import assert_one_line_error
 
-from ginpipe.store import ArtifactStore
+from ginpipe.core.store import ArtifactStore
 
 DAMAGE = {
     "run.json-list": ("run.json", b'["list"]\n'),

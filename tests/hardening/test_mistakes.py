@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from harden_helpers import assert_one_line_error
 
-from ginpipe.errors import CheckpointError
+from ginpipe.base.errors import CheckpointError
 
 
 @pytest.mark.parametrize("extra", [[], ["--name", "x"]])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ginpipe.errors import ConfigError
+from ginpipe.base.errors import ConfigError
 from ginpipe.sweep import launch
 from ginpipe.sweep.definition import Sweep
 from ginpipe.sweep.space import Param, Space

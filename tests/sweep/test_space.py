@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ginpipe.gintext import split_top_level
+from ginpipe.config.gintext import split_top_level
 from ginpipe.sweep.space import (
     Param,
     SpaceError,

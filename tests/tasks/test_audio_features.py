@@ -7,7 +7,7 @@ import pickle
 import numpy as np
 import pytest
 
-from ginpipe.errors import ConfigError
+from ginpipe.base.errors import ConfigError
 from ginpipe.tasks.data.audio_features import MFCC, LogMel, log_mel, mel_filterbank, mfcc
 
 librosa = pytest.importorskip("librosa")  # a dev dependency: the reference only

@@ -13,7 +13,7 @@ import pytest
 import torch
 from pytorch_lightning.loggers import CSVLogger, Logger
 
-from ginpipe.errors import NoSpaceError
+from ginpipe.base.errors import NoSpaceError
 from ginpipe.tasks.lightning import checkpoints
 from ginpipe.tasks.lightning.checkpoints import AtomicCheckpointIO, BackgroundCheckpointIO
 from ginpipe.tasks.lightning.trainer import build_trainer, reads_saved_checkpoints

@@ -13,8 +13,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from ginpipe.errors import DataError
-from ginpipe.state import State, TaskView
+from ginpipe.base.errors import DataError
+from ginpipe.core.state import State, TaskView
 from ginpipe.tasks.data.datasets import make_dataset
 from ginpipe.tasks.data.image_dataset import ImageFileDataset
 from ginpipe.tasks.features import make_features

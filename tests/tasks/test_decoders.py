@@ -13,8 +13,8 @@ import pytest
 import soundfile
 from PIL import Image
 
-from ginpipe.errors import ConfigError, DataError
-from ginpipe.state import State, TaskView
+from ginpipe.base.errors import ConfigError, DataError
+from ginpipe.core.state import State, TaskView
 from ginpipe.tasks.data import callables
 from ginpipe.tasks.data.decoders import (
     AudioDecoder,

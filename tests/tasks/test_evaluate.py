@@ -10,7 +10,7 @@ import pytest
 import torch
 from sklearn import metrics as sk
 
-from ginpipe.state import RunContext, State, TaskView
+from ginpipe.core.state import RunContext, State, TaskView
 from ginpipe.tasks.evaluate import evaluate
 from ginpipe.tasks.models import factory_name, model_record
 from ginpipe.tasks.models.mlp import MLP

@@ -18,8 +18,8 @@ import torch
 from loguru import logger
 from torch.utils.data import DataLoader
 
-from ginpipe.errors import ConfigError, DataError
-from ginpipe.state import State, TaskView
+from ginpipe.base.errors import ConfigError, DataError
+from ginpipe.core.state import State, TaskView
 from ginpipe.tasks.data import callables
 from ginpipe.tasks.data.audio_features import LogMel
 from ginpipe.tasks.data.datasets import make_dataset

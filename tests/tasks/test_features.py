@@ -14,9 +14,9 @@ from PIL import Image
 from sklearn.decomposition import PCA
 from sklearn.preprocessing import StandardScaler
 
-from ginpipe import codecs
-from ginpipe.errors import ConfigError
-from ginpipe.state import State, TaskView
+from ginpipe.base.errors import ConfigError
+from ginpipe.core import codecs
+from ginpipe.core.state import State, TaskView
 from ginpipe.tasks.features import make_features
 from ginpipe.tasks.load import load_sklearn, load_table
 from ginpipe.tasks.split import split_dataset

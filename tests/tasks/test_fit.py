@@ -15,9 +15,9 @@ import pytest
 import torch
 from pytorch_lightning.loggers import CSVLogger
 
-from ginpipe import names
-from ginpipe.errors import CheckpointError, ConfigError, NoSpaceError
-from ginpipe.state import RunContext, State, TaskView
+from ginpipe.base.errors import CheckpointError, ConfigError, NoSpaceError
+from ginpipe.config import names
+from ginpipe.core.state import RunContext, State, TaskView
 from ginpipe.tasks.fit import fit
 from ginpipe.tasks.lightning.checkpoints import AtomicCheckpointIO
 from ginpipe.tasks.lightning.classifier import Classifier

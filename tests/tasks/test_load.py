@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ginpipe.errors import ConfigError, DataError
-from ginpipe.state import State, TaskView
+from ginpipe.base.errors import ConfigError, DataError
+from ginpipe.core.state import State, TaskView
 from ginpipe.tasks.load import load_csv_features, load_folder, load_sklearn, load_table
 
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from ginpipe.errors import CheckpointError, ConfigError
+from ginpipe.base.errors import CheckpointError, ConfigError
 from ginpipe.tasks.models import build_model, factory_name, model_record
 from ginpipe.tasks.models.mlp import MLP
 from ginpipe.tasks.models.resnet import ResNet

@@ -7,9 +7,9 @@ import pytest
 from sklearn.decomposition import PCA
 from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
 
-from ginpipe import codecs
-from ginpipe.errors import DataError
-from ginpipe.state import State, TaskView
+from ginpipe.base.errors import DataError
+from ginpipe.core import codecs
+from ginpipe.core.state import State, TaskView
 from ginpipe.tasks.features import make_features
 from ginpipe.tasks.preprocessing import (
     FeaturePreprocessing,

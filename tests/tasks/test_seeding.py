@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from ginpipe.errors import ConfigError
-from ginpipe.state import State, TaskView
+from ginpipe.base.errors import ConfigError
+from ginpipe.core.state import State, TaskView
 from ginpipe.tasks.seeding import seed_everything
 
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from conftest import gin_parse
 
-from ginpipe.errors import ConfigError
-from ginpipe.state import RunContext, State, TaskView
+from ginpipe.base.errors import ConfigError
+from ginpipe.core.state import RunContext, State, TaskView
 from ginpipe.tasks.sklearn_models import (
     class_probabilities,
     evaluate_sklearn,

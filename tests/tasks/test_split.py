@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ginpipe.errors import ConfigError, DataError
-from ginpipe.state import State, TaskView
+from ginpipe.base.errors import ConfigError, DataError
+from ginpipe.core.state import State, TaskView
 from ginpipe.tasks.split import split_dataset
 
 N_ROWS = 100

@@ -14,7 +14,7 @@ from typing import Any
 import gin
 
 from ginpipe import task
-from ginpipe.events import Observer
+from ginpipe.core.events import Observer
 
 CALLS_FILE = "calls.log"
 

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal, Optional, TypeVar, Union
 
 import pytest
 
-from ginpipe.checks import AtLeast, Positive, describe, install_hint, parameters, problem
+from ginpipe.config.checks import AtLeast, Positive, describe, install_hint, parameters, problem
 
 
 class Tensorish:

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import torch
 
-from ginpipe import codecs
+from ginpipe.core import codecs
 
 
 class Opaque:
@@ -311,7 +311,7 @@ def test_existing_file_is_not_overwritten(tmp_path: Path) -> None:
 
 def test_import_stays_light() -> None:
     code = (
-        "import sys, ginpipe.codecs, ginpipe.store; "
+        "import sys, ginpipe.core.codecs, ginpipe.core.store; "
         "assert 'torch' not in sys.modules and 'pandas' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -9,11 +9,11 @@ from pathlib import Path
 import gin
 import pytest
 
-from ginpipe.config import compose, compose_text
-from ginpipe.errors import ConfigError, WiringError
-from ginpipe.pipeline import task_steps
-from ginpipe.runner import RunRequest, prepare
-from ginpipe.settings import run_settings
+from ginpipe.base.errors import ConfigError, WiringError
+from ginpipe.config.compose import compose, compose_text
+from ginpipe.config.settings import run_settings
+from ginpipe.core.pipeline import task_steps
+from ginpipe.runs.runner import RunRequest, prepare
 
 
 def names(tasks: list) -> list[str]:
@@ -318,7 +318,7 @@ def test_a_macro_whose_binding_a_later_file_replaces_is_fine_but_not_as_a_mod(to
 def test_the_shipped_lr_macro_reaches_the_optimizer_and_the_schedule(toy_project):
     composition = compose(["base", "models/resnet"], ["LR=0.05"])
     assert "LR = 0.05" in composition.bindings
-    from ginpipe import ginapi
+    from ginpipe.config import ginapi
 
     assert ginapi.follow_macros(gin.query_parameter("torch.optim.AdamW.lr")) == 0.05
     assert ginapi.follow_macros(gin.query_parameter("OneCycleLR.max_lr")) == 0.05
@@ -358,7 +358,7 @@ def test_run_macros_hold_the_run_directory_name_and_project(toy_project, cli):
     assert "RUN_DIR = '<RUN_DIR>'" in composition.bindings
     result = cli("run", "m.gin", "--name", "named", "--dry-run")
     assert result.exit_code == 0, result.output
-    from ginpipe import ginapi
+    from ginpipe.config import ginapi
 
     assert ginapi.macro_value("RUN_DIR") == str(toy_project.run_dir("named").resolve())
 
@@ -367,7 +367,7 @@ def test_simple_lines_bind_exactly_what_gins_parser_binds(toy_project, monkeypat
     """One-line literal bindings skip gin's parser; the bound config is the same."""
     import re
 
-    from ginpipe import gintext
+    from ginpipe.config import gintext
 
     toy_project.write(
         "lits.gin",

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from ginpipe import continuation, rundir
-from ginpipe.errors import RunDirError
-from ginpipe.events import TaskEvent
+from ginpipe.base.errors import RunDirError
+from ginpipe.core.events import TaskEvent
+from ginpipe.runs import continuation, rundir
 
 
 def load(state):  # a plain task function for the fake specs
@@ -22,15 +22,13 @@ def train(state):
     return {}
 
 
-continuation.pin_inputs(train)
-
-
 @dataclass
 class Spec:
     name: str
     fn: Any
     reads: tuple[str, ...] = ()
     writes: tuple[str, ...] = ()
+    pinned: bool = False
 
 
 @dataclass
@@ -44,7 +42,11 @@ class Step:
 def steps(data_key: str) -> list[Step]:
     return [
         Step(0, Spec("load", load, writes=("data",))),
-        Step(1, Spec("train", train, reads=("data",), writes=("model",)), {"data": data_key}),
+        Step(
+            1,
+            Spec("train", train, reads=("data",), writes=("model",), pinned=True),
+            {"data": data_key},
+        ),
     ]
 
 
@@ -129,7 +131,7 @@ def test_operative_keeps_sections_of_configurables_a_later_attempt_did_not_call(
 
 
 def test_parameters_a_task_did_not_use_are_left_out_of_operative_gin():
-    from ginpipe.continuation import drop_unused
+    from ginpipe.runs.continuation import drop_unused
 
     text = (
         "# Parameters for fit:\nfit.batch_size = 64\nfit.optimizer = \\\n    @AdamW\n"

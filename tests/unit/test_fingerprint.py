@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import toytasks
 
-from ginpipe import fingerprint
-from ginpipe.config import compose, compose_text
-from ginpipe.pipeline import plan, task_steps
-from ginpipe.settings import run_settings
+from ginpipe.config.compose import compose, compose_text
+from ginpipe.config.settings import run_settings
+from ginpipe.core import fingerprint
+from ginpipe.core.pipeline import plan, task_steps
 
 SHIFT = """\
 import toytasks
@@ -200,7 +200,8 @@ def test_configurables_a_task_builds_itself_join_its_key(toy_project):
     resume with more epochs would reuse the old model (a stale hit)."""
     import gin
 
-    from ginpipe import fingerprint, names
+    from ginpipe.config import names
+    from ginpipe.core import fingerprint
 
     names.make_configurable("Trainer")
 

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ginpipe.config import compose, compose_text
-from ginpipe.errors import ConfigError
-from ginpipe.gintext import GinSyntaxError, split_statements
+from ginpipe.base.errors import ConfigError
+from ginpipe.config.compose import compose, compose_text
+from ginpipe.config.gintext import GinSyntaxError, split_statements
 
 # Text built from the pieces gin syntax is made of, so the fuzzer reaches deep states.
 PIECES = st.sampled_from(
@@ -92,7 +92,7 @@ def _outcome(text: str) -> object:
 def test_the_simple_line_shortcut_never_changes_the_result(text: str) -> None:
     import re
 
-    from ginpipe import gintext
+    from ginpipe.config import gintext
 
     fast = _outcome(text)
     shortcut = gintext._SIMPLE_LINE

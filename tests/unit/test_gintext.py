@@ -5,7 +5,7 @@ from __future__ import annotations
 import gin
 import pytest
 
-from ginpipe.gintext import GinSyntaxError, Statement, pad_to_line, split_statements
+from ginpipe.config.gintext import GinSyntaxError, Statement, pad_to_line, split_statements
 
 REALISTIC = '''# base
 import ginpipe.tasks.load

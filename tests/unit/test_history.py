@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from ginpipe import history
-from ginpipe.errors import ConfigError
-from ginpipe.store import ArtifactStore
+from ginpipe.base.errors import ConfigError
+from ginpipe.core.store import ArtifactStore
+from ginpipe.runs import history
 
 
 @pytest.fixture

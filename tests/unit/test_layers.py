@@ -4,12 +4,13 @@ pyproject.toml holds import-linter contracts (the engine never imports the task 
 or torch at module level; the library uses only ginpipe's public API; only the CLI
 imports the runner). These tests run them, prove that a broken contract fails, and check
 the one rule import-linter cannot express: gin's private state is touched only by
-``ginpipe/ginapi.py``.
+``ginpipe/config/ginapi.py``.
 """
 
 from __future__ import annotations
 
 import ast
+import os
 import shutil
 import subprocess
 import sys
@@ -34,7 +35,45 @@ def test_the_contracts_hold() -> None:
     result = lint_imports()
     assert result.returncode == 0, result.stdout[-3000:]
     assert "0 broken" in result.stdout
-    assert "The engine never imports the task library or the inference layer KEPT" in result.stdout
+    assert "Layers: cli > sweep > api > inference > tasks | runs > core > config > base KEPT" in (
+        result.stdout
+    )
+
+
+LAYER_BREAKERS = {
+    # a new module in the bottom layer that imports the runner (an upward import)
+    "base/upward_probe.py": "from ginpipe.runs import runner\n",
+    # a new core module that imports torch at module level
+    "core/torch_probe.py": "import torch\n",
+    # a task module that reaches into the runner (tasks and runs are independent)
+    "tasks/runner_probe.py": "from ginpipe.runs.runner import execute\n",
+    # a module next to the packages, outside every layer
+    "stray_probe.py": "X = 1\n",
+}
+
+
+@pytest.mark.parametrize("relative", sorted(LAYER_BREAKERS))
+def test_a_module_in_the_wrong_place_breaks_a_contract(relative: str, tmp_path: Path) -> None:
+    """A copy of the package with one throw-away module added: lint-imports must fail.
+
+    The copy keeps the repository untouched for tests running in parallel; it is checked
+    with the repository's own contracts.
+    """
+    copy = tmp_path / "src"
+    shutil.copytree(PACKAGE, copy / "ginpipe", ignore=shutil.ignore_patterns("__pycache__"))
+    (copy / "ginpipe" / relative).write_text(LAYER_BREAKERS[relative])
+    shutil.copy(REPO / "pyproject.toml", copy / "pyproject.toml")
+    result = subprocess.run(
+        ["lint-imports", "--no-cache"],
+        cwd=copy,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(copy)},
+    )
+    assert result.returncode != 0, result.stdout[-2000:]
+    assert "BROKEN" in result.stdout
+    probe = "ginpipe." + relative.removesuffix(".py").replace("/", ".")
+    assert probe in result.stdout
 
 
 def test_a_broken_contract_fails(tmp_path: Path) -> None:
@@ -44,11 +83,12 @@ def test_a_broken_contract_fails(tmp_path: Path) -> None:
         '[tool.importlinter]\nroot_package = "ginpipe"\n\n'
         "[[tool.importlinter.contracts]]\n"
         'name = "config may not use the statement splitter"\ntype = "forbidden"\n'
-        'source_modules = ["ginpipe.config"]\nforbidden_modules = ["ginpipe.gintext"]\n'
+        'source_modules = ["ginpipe.config.compose"]\n'
+        'forbidden_modules = ["ginpipe.config.gintext"]\n'
     )
     result = lint_imports("--config", str(config))
     assert result.returncode != 0
-    assert "ginpipe.config -> ginpipe.gintext" in result.stdout
+    assert "ginpipe.config.compose -> ginpipe.config.gintext" in result.stdout
 
 
 def _gin_private_uses(path: Path) -> list[str]:
@@ -74,11 +114,11 @@ def test_only_ginapi_touches_gin_private_state() -> None:
     offenders = [
         use
         for path in sorted(PACKAGE.rglob("*.py"))
-        if path.name != "ginapi.py" or path.parent != PACKAGE
+        if path != PACKAGE / "config" / "ginapi.py"
         for use in _gin_private_uses(path)
     ]
     assert offenders == []
-    assert _gin_private_uses(PACKAGE / "ginapi.py")  # the scan does find real uses
+    assert _gin_private_uses(PACKAGE / "config" / "ginapi.py")  # the scan does find real uses
 
 
 def test_importing_the_cli_imports_neither_torch_nor_gin() -> None:

@@ -8,9 +8,9 @@ import sys
 import gin
 import pytest
 
-from ginpipe import names
-from ginpipe.config import compose
-from ginpipe.errors import ConfigError
+from ginpipe.base.errors import ConfigError
+from ginpipe.config import names
+from ginpipe.config.compose import compose
 
 USER_MODULE = '''
 class Net:
@@ -154,7 +154,8 @@ def test_composing_imports_only_what_the_config_names(toy_project):
     from conftest import TOY_DIR
 
     probe = (
-        f"import sys\nsys.path.insert(0, {str(TOY_DIR)!r})\nfrom ginpipe.config import compose\n"
+        f"import sys\nsys.path.insert(0, {str(TOY_DIR)!r})\n"
+        "from ginpipe.config.compose import compose\n"
         "compose(['base.gin'])\nprint(sorted(m for m in ('torch', 'pytorch_lightning', "
         "'sklearn', 'torchmetrics') if m in sys.modules))"
     )

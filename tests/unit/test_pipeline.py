@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 import toytasks
 
-from ginpipe.config import compose
-from ginpipe.errors import UndeclaredKeyError
-from ginpipe.pipeline import plan, task_steps
-from ginpipe.settings import run_settings
-from ginpipe.state import State, TaskView
-from ginpipe.store import ArtifactStore
-from ginpipe.taskdef import check_outputs, spec_of
+from ginpipe.base.errors import UndeclaredKeyError
+from ginpipe.config.compose import compose
+from ginpipe.config.settings import run_settings
+from ginpipe.core.pipeline import plan, task_steps
+from ginpipe.core.state import State, TaskView
+from ginpipe.core.store import ArtifactStore
+from ginpipe.core.taskdef import check_outputs, spec_of
 
 CHAIN = """\
 import toytasks

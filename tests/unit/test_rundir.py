@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from ginpipe import rundir
-from ginpipe.errors import RunLockedError
+from ginpipe.base.errors import RunLockedError
+from ginpipe.runs import rundir
 
 RUN_FILES = ("config.gin", "resolved.gin", "overrides.txt", "operative.gin", "run.json", "run.log")
 
@@ -22,7 +22,7 @@ HOLDER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from ginpipe.rundir import RunDir, RunLock
+    from ginpipe.runs.rundir import RunDir, RunLock
 
     RunLock(RunDir(Path(sys.argv[1]))).acquire()
     print("locked", flush=True)
@@ -265,7 +265,7 @@ def test_resume_of_something_that_is_not_a_run(toy_project, cli) -> None:
 
 def test_leftover_temp_files_of_killed_writers_are_removed(tmp_path):
     """A writer killed between its temp file and os.replace leaves .tmp-* behind."""
-    from ginpipe.rundir import RunDir, remove_leftovers
+    from ginpipe.runs.rundir import RunDir, remove_leftovers
 
     run = RunDir(tmp_path / "run")
     (run.path / "checkpoints").mkdir(parents=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ginpipe import startup
+from ginpipe.runs import startup
 
 TOYTASKS = Path(__file__).resolve().parents[1] / "toy"
 
@@ -67,15 +67,16 @@ def test_the_console_script_composes_with_the_collector_paused(tmp_path: Path) -
     probe = textwrap.dedent(
         """
         import gc, sys
-        from ginpipe import cli, config
+        from ginpipe import cli
+        from ginpipe.config import compose as config
 
         compose = config.compose
         def observed(*args, **kwargs):
             print("collector during composition:", gc.isenabled())
             return compose(*args, **kwargs)
         config.compose = observed
-        import ginpipe.runner
-        ginpipe.runner.compose = observed
+        import ginpipe.runs.runner
+        ginpipe.runs.runner.compose = observed
         try:
             cli.main(["config", "toy.gin"])
         except SystemExit as exit:

@@ -17,9 +17,9 @@ import pandas as pd
 import pytest
 import torch
 
-from ginpipe import store as store_mod
-from ginpipe.atomic import TMP_PREFIX
-from ginpipe.store import ArtifactStore, CorruptArtifact
+from ginpipe.base.atomic import TMP_PREFIX
+from ginpipe.core import store as store_mod
+from ginpipe.core.store import ArtifactStore, CorruptArtifact
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -212,7 +212,7 @@ WORKER = """
 import sys, time
 from pathlib import Path
 import numpy as np
-from ginpipe.store import ArtifactStore
+from ginpipe.core.store import ArtifactStore
 
 root, key, go, me = sys.argv[1:5]
 Path(go + ".ready" + me).touch()
@@ -319,5 +319,5 @@ def test_delete(store: ArtifactStore) -> None:
 
 
 def test_store_import_stays_light() -> None:
-    code = "import sys, ginpipe.store; assert 'torch' not in sys.modules"
+    code = "import sys, ginpipe.core.store; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

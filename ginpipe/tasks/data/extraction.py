@@ -35,9 +35,10 @@ from typing import Any
 import numpy as np
 from loguru import logger
 
-from ginpipe import DataError, code_fingerprint, library_versions
+from ginpipe import DataError
 from ginpipe.tasks.data import callables
 from ginpipe.tasks.data.shards import KEY_DTYPE, Shard, ShardStore, item_key
+from ginpipe.tasks.engine import code_fingerprint, library_versions
 
 FORMAT = 1
 CONTEXTS = ("fork", "forkserver", "spawn")

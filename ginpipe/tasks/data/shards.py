@@ -16,7 +16,7 @@ decompresses a whole chunk per random item; webdataset's tar shards are read
 sequentially, which does not fit the seeded random-access sampling of ``fit``.
 
 Every file is written to a temp name in the folder, fsynced and renamed (as
-ginpipe/atomic.py does), the manifest last: a writer killed at any instant leaves whole
+ginpipe/base/atomic.py does), the manifest last: a writer killed at any instant leaves whole
 shards or temp files, never a half shard that a reader takes for complete. A shard whose
 file no longer matches its manifest (truncated, rewritten) is reported in one line, moved
 aside and its items computed again.
@@ -38,9 +38,9 @@ from pathlib import Path
 import numpy as np
 from loguru import logger
 
-from ginpipe import (
+from ginpipe import DataError
+from ginpipe.tasks.engine import (
     TMP_PREFIX,
-    DataError,
     atomic_path,
     atomic_write_json,
     file_sha256,

@@ -21,7 +21,8 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 from torch import nn
 
-from ginpipe import CheckpointError, ConfigError, atomic_path, did_you_mean, path_error
+from ginpipe import CheckpointError, ConfigError, did_you_mean
+from ginpipe.tasks.engine import atomic_path, path_error
 
 LAST_NAME = "last"
 ON_EXCEPTION_NAME = "on_exception"

@@ -26,7 +26,7 @@ from loguru import logger
 from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 
-from ginpipe import atomic_write_text
+from ginpipe.tasks.engine import atomic_write_text
 
 
 class DamagedLogError(ValueError):

@@ -15,7 +15,8 @@ import gin
 import torch
 from torch import nn
 
-from ginpipe import CheckpointError, ConfigError, selector_of
+from ginpipe import CheckpointError, ConfigError
+from ginpipe.tasks.engine import selector_of
 
 
 def factory_name(factory: Callable[..., nn.Module]) -> str:

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ginpipe.fingerprint import library_versions
+from ginpipe.core.fingerprint import library_versions
 
 ENVIRONMENT_FILE = "environment.txt"
 

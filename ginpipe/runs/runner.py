@@ -19,14 +19,14 @@ from typing import Any
 
 from loguru import logger
 
-from ginpipe import checks, continuation, distributed, ginapi, rundir, startup
-from ginpipe.atomic import atomic_write_text
-from ginpipe.config import MOD_SOURCE, Composition, bind_run_macros, compose, compose_text
-from ginpipe.errors import EXIT_OK, ConfigError, GinpipeError, Interrupted, TaskFailed
-from ginpipe.events import Events, check_observer
-from ginpipe.log import add_run_log
-from ginpipe.oserrors import check_component, path_error
-from ginpipe.pipeline import (
+from ginpipe.base.atomic import atomic_write_text
+from ginpipe.base.errors import EXIT_OK, ConfigError, GinpipeError, Interrupted, TaskFailed
+from ginpipe.base.oserrors import check_component, path_error
+from ginpipe.config import checks, ginapi
+from ginpipe.config.compose import MOD_SOURCE, Composition, bind_run_macros, compose, compose_text
+from ginpipe.config.settings import RUN, run_settings
+from ginpipe.core.events import Events, check_observer
+from ginpipe.core.pipeline import (
     Pipeline,
     Step,
     check_main_metric,
@@ -36,16 +36,17 @@ from ginpipe.pipeline import (
     plan,
     task_steps,
 )
-from ginpipe.provenance import (
+from ginpipe.core.state import RunContext
+from ginpipe.core.store import CACHE_DIR, ArtifactStore
+from ginpipe.runs import continuation, distributed, rundir, startup
+from ginpipe.runs.log import add_run_log
+from ginpipe.runs.provenance import (
     ENVIRONMENT_FILE,
     environment,
     git_diff,
     git_state,
     installed_distributions,
 )
-from ginpipe.settings import RUN, run_settings
-from ginpipe.state import RunContext
-from ginpipe.store import CACHE_DIR, ArtifactStore
 
 
 @dataclass

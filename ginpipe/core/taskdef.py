@@ -18,7 +18,7 @@ from typing import Any
 
 import gin
 
-from ginpipe.errors import UndeclaredKeyError
+from ginpipe.base.errors import UndeclaredKeyError
 
 SPEC_ATTR = "__ginpipe_task__"
 
@@ -34,6 +34,7 @@ class TaskSpec:
     cache: bool = True
     main_only: bool = False
     all_ranks: bool = False
+    pinned: bool = False
     pickle_ok: tuple[str, ...] = ()
     hints: tuple[tuple[str, str], ...] = ()
     uses: tuple[str, ...] = ()
@@ -52,6 +53,7 @@ def task(
     cache: bool = True,
     main_only: bool = False,
     all_ranks: bool = False,
+    pinned: bool = False,
     pickle_ok: tuple[str, ...] | list[str] = (),
     hints: dict[str, str] | None = None,
     uses: tuple[str, ...] | list[str] = (),
@@ -70,6 +72,9 @@ def task(
         main_only: run only on global rank 0 (reports, plots); other ranks stop before it.
         all_ranks: under DDP every rank runs it together (training); by default rank 0
             computes a cached task and the other ranks read its stored outputs.
+        pinned: the task's results in the run directory (checkpoints, the model) hold only
+            for the inputs it was first given: a resume or re-run that would give it other
+            inputs is refused before any work (``inputs.json``, docs/architecture.md).
         pickle_ok: output keys that may be stored with pickle when no safe codec fits.
         hints: parameters the config must set (their default is ``gin.REQUIRED`` or None),
             each with what to tell a user who did not set it; checked before any task runs.
@@ -97,6 +102,7 @@ def task(
             cache=cache,
             main_only=main_only,
             all_ranks=all_ranks,
+            pinned=pinned,
             pickle_ok=pickle_ok,
             hints=tuple((hints or {}).items()),
             uses=tuple(uses),

@@ -17,13 +17,14 @@ from typing import Any
 from gin import REQUIRED
 from loguru import logger
 
-from ginpipe import fingerprint, ginapi
-from ginpipe.errors import ConfigError, GinpipeError, Interrupted, TaskFailed, WiringError
-from ginpipe.events import Events, TaskEvent, TaskState
-from ginpipe.state import RunContext, State, TaskView
-from ginpipe.store import ArtifactStore, CorruptArtifact
-from ginpipe.suggest import did_you_mean
-from ginpipe.taskdef import TaskSpec, check_outputs, spec_of
+from ginpipe.base.errors import ConfigError, GinpipeError, Interrupted, TaskFailed, WiringError
+from ginpipe.base.suggest import did_you_mean
+from ginpipe.config import ginapi
+from ginpipe.core import fingerprint
+from ginpipe.core.events import Events, TaskEvent, TaskState
+from ginpipe.core.state import RunContext, State, TaskView
+from ginpipe.core.store import ArtifactStore, CorruptArtifact
+from ginpipe.core.taskdef import TaskSpec, check_outputs, spec_of
 
 
 @dataclass

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ginpipe.errors import UndeclaredKeyError
+from ginpipe.base.errors import UndeclaredKeyError
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,10 @@ from functools import cache
 from importlib.metadata import entry_points
 from typing import Any
 
-from ginpipe import ginapi
-from ginpipe.checks import install_hint
-from ginpipe.errors import ConfigError
-from ginpipe.suggest import did_you_mean
+from ginpipe.base.errors import ConfigError
+from ginpipe.base.suggest import did_you_mean
+from ginpipe.config import ginapi
+from ginpipe.config.checks import install_hint
 
 ENTRY_POINT_GROUP = "ginpipe.names"
 

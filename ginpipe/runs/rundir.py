@@ -22,10 +22,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ginpipe.atomic import TMP_PREFIX, atomic_write_bytes, atomic_write_json, atomic_write_text
-from ginpipe.errors import DamagedRunError, RunDirError, RunLockedError
-from ginpipe.events import Observer, TaskEvent
-from ginpipe.oserrors import path_error, reported
+from ginpipe.base.atomic import TMP_PREFIX, atomic_write_bytes, atomic_write_json, atomic_write_text
+from ginpipe.base.errors import DamagedRunError, RunDirError, RunLockedError
+from ginpipe.base.oserrors import path_error, reported
+from ginpipe.core.events import Observer, TaskEvent
 
 CONFIG = "config.gin"
 RESOLVED = "resolved.gin"

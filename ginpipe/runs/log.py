@@ -39,7 +39,7 @@ class _LogFile:
     another file must not grow that file); loguru closes it through ``stop``."""
 
     def __init__(self, path: Path) -> None:
-        from ginpipe.rundir import open_nofollow
+        from ginpipe.runs.rundir import open_nofollow
 
         fd = open_nofollow(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         self._file = os.fdopen(fd, "a", encoding="utf-8")

@@ -2,7 +2,7 @@
 
 Three rules keep a run directory true to one experiment:
 
-* Pinned inputs. A task registered with ``pin_inputs`` (the model-fitting tasks) keeps
+* Pinned inputs. A task declared with ``@task(pinned=True)`` (the model-fitting tasks) keeps
   results in the run directory -- checkpoints, the model -- that hold only for the inputs
   it was first given. The artifact keys of those inputs are written to ``inputs.json`` when
   the task starts (or is read from the cache); a later attempt whose plan gives the task
@@ -19,21 +19,20 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Protocol
 
-from ginpipe import rundir
-from ginpipe.atomic import atomic_write_json, atomic_write_text
-from ginpipe.errors import RunDirError
-from ginpipe.events import Observer, TaskEvent
+from ginpipe.base.atomic import atomic_write_json, atomic_write_text
+from ginpipe.base.errors import RunDirError
+from ginpipe.core.events import Observer, TaskEvent
+from ginpipe.runs import rundir
 
 INPUTS = "inputs.json"
-_PINNED: set[str] = set()
 _SECTION_RE = re.compile(r"^# Parameters for (?P<name>.+):$")
 
 
 class PlannedStep(Protocol):
-    """The parts of ``ginpipe.pipeline.Step`` these rules read."""
+    """The parts of ``ginpipe.core.pipeline.Step`` these rules read."""
 
     index: int
     inputs: dict[str, str]
@@ -43,17 +42,8 @@ class PlannedStep(Protocol):
     def spec(self) -> Any: ...
 
 
-def pin_inputs(task: Callable[..., Any]) -> Callable[..., Any]:
-    """Register a task whose results in the run directory hold only for its first inputs."""
-    spec = getattr(task, "__ginpipe_task__", None)
-    fn = spec.fn if spec is not None else task
-    _PINNED.add(f"{fn.__module__}.{fn.__qualname__}")
-    return task
-
-
 def is_pinned(step: PlannedStep) -> bool:
-    fn = step.spec.fn
-    return f"{fn.__module__}.{fn.__qualname__}" in _PINNED
+    return bool(step.spec.pinned)
 
 
 def recorded_inputs(run: rundir.RunDir) -> dict[str, dict[str, str]]:

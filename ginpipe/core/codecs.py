@@ -7,7 +7,7 @@ reported as having no codec (the caller keeps it in memory only) unless the call
 into pickle for it, and a pickle record is read back only when the reader opts in too.
 
 Heavy libraries are imported only when a value of theirs shows up: a value cannot be a
-``torch.Tensor`` unless torch is already imported, so ``import ginpipe.codecs`` stays light.
+``torch.Tensor`` unless torch is already imported, so ``import ginpipe.core.codecs`` stays light.
 
 A record is a JSON-able dict: ``codec`` (``json``, ``tree``, ``npy``, ``safetensors``,
 ``parquet`` or ``pickle``), ``files`` (plain file names inside the directory) and whatever
@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ginpipe.errors import GinpipeError
+from ginpipe.base.errors import GinpipeError
 
 PICKLE = "pickle"
 

@@ -8,7 +8,7 @@ the checkout that trained it::
                               constructor arguments, sha256 of every file below
     model/weights.safetensors the network weights of the best checkpoint (networks)
     model/estimator.skops     the fitted estimator, in skops' format (scikit-learn)
-    model/preprocessing.*     fitted feature transforms (tabular runs; ginpipe.codecs)
+    model/preprocessing.*     fitted feature transforms (tabular runs; ginpipe.core.codecs)
 
 Nothing is pickled, and no path outside the run directory is recorded. Files are written
 atomically and ``model.json`` last; a reader checks the files against it.
@@ -25,15 +25,8 @@ from typing import Any
 
 import gin
 
-from ginpipe import (
-    CheckpointError,
-    ConfigError,
-    atomic_path,
-    atomic_write_json,
-    bound_value,
-    codecs,
-    file_sha256,
-)
+from ginpipe import CheckpointError, ConfigError, bound_value
+from ginpipe.tasks.engine import atomic_path, atomic_write_json, codecs, file_sha256
 
 MODEL_DIR = "model"
 MODEL_JSON = "model.json"

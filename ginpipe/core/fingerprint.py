@@ -21,7 +21,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from ginpipe import __version__, ginapi
+from ginpipe import __version__
+from ginpipe.config import ginapi
 
 KEY_FORMAT = 2  # 2: the task library moved from `tasks` to `ginpipe.tasks`
 LIBRARY_PACKAGE = "ginpipe.tasks"

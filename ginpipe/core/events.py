@@ -13,8 +13,8 @@ from typing import Any
 
 from loguru import logger
 
-from ginpipe.errors import ConfigError
-from ginpipe.suggest import did_you_mean
+from ginpipe.base.errors import ConfigError
+from ginpipe.base.suggest import did_you_mean
 
 
 class TaskState:

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 
 import gin
 
-from ginpipe import ginapi, names, settings  # noqa: F401  (settings registers `run`)
-from ginpipe.errors import ConfigError
-from ginpipe.taskdef import SPEC_ATTR
+from ginpipe.base.errors import ConfigError
+from ginpipe.config import ginapi, names, settings  # noqa: F401  (settings registers `run`)
+from ginpipe.core.taskdef import SPEC_ATTR
 
 
 def import_modules(modules: Sequence[str]) -> None:

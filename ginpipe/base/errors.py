@@ -64,7 +64,7 @@ class DamagedRunError(RunDirError):
 
 
 class PathError(GinpipeError):
-    """The operating system refused a file operation; see ``ginpipe.oserrors``.
+    """The operating system refused a file operation; see ``ginpipe.base.oserrors``.
 
     One subclass per kind of remedy, each with its exit code as a class attribute (gin
     re-raises a task's error as a proxy that skips ``__init__``: only class attributes

@@ -6,7 +6,7 @@ Composing happens in two passes:
    their syntax. Nothing is imported yet, so a typo in any file is reported at once.
 2. **Apply** the statements in order. Just before gin reads a statement, the names it uses
    (its binding key and its ``@references``) are imported and registered
-   (``ginpipe.names``): a config imports exactly the modules it names. A binding that a
+   (``ginpipe.config.names``): a config imports exactly the modules it names. A binding that a
    later statement replaces is never applied (later wins anyway), so a base config's
    ``run.tasks`` that a model config replaces imports nothing.
 
@@ -37,11 +37,11 @@ from typing import Any
 
 import gin
 
-from ginpipe import ginapi, names, settings  # noqa: F401  (settings registers `run`)
-from ginpipe.errors import ConfigError
-from ginpipe.gintext import GinSyntaxError, Statement, split_statements, split_top_level
-from ginpipe.shipped import SHIPPED_DIR, resolve_config
-from ginpipe.suggest import did_you_mean, parameter_names
+from ginpipe.base.errors import ConfigError
+from ginpipe.base.suggest import did_you_mean, parameter_names
+from ginpipe.config import ginapi, names, settings  # noqa: F401  (settings registers `run`)
+from ginpipe.config.gintext import GinSyntaxError, Statement, split_statements, split_top_level
+from ginpipe.config.shipped import SHIPPED_DIR, resolve_config
 
 MOD_SOURCE = "--mod"
 # Macros every config may use; their values are known once the run directory is decided.

@@ -36,8 +36,8 @@ from importlib import metadata
 from pathlib import PurePath
 from typing import Any
 
-from ginpipe import ginapi
-from ginpipe.errors import ConfigError
+from ginpipe.base.errors import ConfigError
+from ginpipe.config import ginapi
 
 __all__ = [
     "AtLeast",

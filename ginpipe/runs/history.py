@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ginpipe import rundir
-from ginpipe.errors import ConfigError, DamagedRunError, GinpipeError
-from ginpipe.gintext import GinSyntaxError, split_statements
-from ginpipe.suggest import did_you_mean
+from ginpipe.base.errors import ConfigError, DamagedRunError, GinpipeError
+from ginpipe.base.suggest import did_you_mean
+from ginpipe.config.gintext import GinSyntaxError, split_statements
+from ginpipe.runs import rundir
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _SIZES = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
@@ -211,7 +211,7 @@ def parse_size(text: str) -> int:
 
 
 def _store(root: Path) -> Any:
-    from ginpipe.store import CACHE_DIR, ArtifactStore
+    from ginpipe.core.store import CACHE_DIR, ArtifactStore
 
     return ArtifactStore(root / CACHE_DIR)
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ginpipe.errors import (
+from ginpipe.base.errors import (
     EXIT_BAD_PATH,
     EXIT_NO_SPACE,
     EXIT_NOT_WRITABLE,
@@ -101,7 +101,7 @@ def reported(path: Path | str | None = None, doing: str = "") -> Iterator[None]:
 def check_component(value: str, option: str) -> None:
     """A ``--name``/``--project`` is one plain folder name: no separators, not ``..``,
     and short enough for the file system (checked before anything is created)."""
-    from ginpipe.errors import ConfigError
+    from ginpipe.base.errors import ConfigError
 
     if not value or "/" in value or "\\" in value or "\0" in value or value in (".", ".."):
         raise ConfigError(f"{option} must be a plain folder name, got {value!r}")

@@ -12,10 +12,10 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from ginpipe.errors import ConfigError
-from ginpipe.suggest import did_you_mean
+from ginpipe.base.errors import ConfigError
+from ginpipe.base.suggest import did_you_mean
 
-SHIPPED_DIR = Path(__file__).resolve().parent / "configs"
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "configs"
 SUFFIX = ".gin"
 LOCAL_PREFIX = "configs/"
 

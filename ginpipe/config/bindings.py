@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ginpipe import ginapi
+from ginpipe.config import ginapi
 
 NOT_BOUND: Any = object()
 

@@ -3,7 +3,7 @@
 One entry holds the outputs of one task execution, addressed by a key the caller derives
 from everything that determines them. Layout::
 
-    root/objects/<key[:2]>/<key>/<files>   encoded outputs (see ginpipe.codecs)
+    root/objects/<key[:2]>/<key>/<files>   encoded outputs (see ginpipe.core.codecs)
     root/objects/<key[:2]>/<key>/manifest.json   written last: the commit marker
     root/.tmp-*                            entries being written, or trash being deleted
 
@@ -30,10 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ginpipe import codecs
-from ginpipe.atomic import TMP_PREFIX, UMASK, atomic_write_json, fsync_dir, is_temp
-from ginpipe.errors import GinpipeError
-from ginpipe.oserrors import path_error, reported
+from ginpipe.base.atomic import TMP_PREFIX, UMASK, atomic_write_json, fsync_dir, is_temp
+from ginpipe.base.errors import GinpipeError
+from ginpipe.base.oserrors import path_error, reported
+from ginpipe.core import codecs
 
 CACHE_DIR = ".cache"  # ROOT/.cache: one store shared by every project of a root
 

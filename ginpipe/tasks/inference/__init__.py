@@ -1,2 +1,0 @@
-"""What a run saves so that its model can be used later (``bundle``): read by
-``ginpipe.inference``."""
