@@ -10,6 +10,7 @@ first use.
 from __future__ import annotations
 
 import importlib
+import warnings
 from typing import Any
 
 from ginpipe.base import moved
@@ -30,6 +31,11 @@ _EXPORTS = {
     "DataError": "ginpipe.base.errors",
     "CheckpointError": "ginpipe.base.errors",
     "Interrupted": "ginpipe.base.errors",
+    # files a task writes into its run directory: temp file, fsync, os.replace
+    "atomic_path": "ginpipe.base.atomic",
+    "atomic_write_bytes": "ginpipe.base.atomic",
+    "atomic_write_json": "ginpipe.base.atomic",
+    "atomic_write_text": "ginpipe.base.atomic",
     # reading the config a task runs under
     "configured": "ginpipe.config.bindings",
     "bound_value": "ginpipe.config.bindings",
@@ -51,11 +57,33 @@ _EXPORTS = {
     "load_run": "ginpipe.inference.runview",
 }
 
+# Plumbing that was exported before 0.2 (the standard task library's needs): still found
+# here for one release, with a warning; ``@task(pinned=True)`` replaces ``pin_inputs``.
+_INTERNAL = {
+    "path_error": "ginpipe.base.oserrors",
+    "fsync_dir": "ginpipe.base.atomic",
+    "file_sha256": "ginpipe.base.atomic",
+    "is_temp": "ginpipe.base.atomic",
+    "TMP_PREFIX": "ginpipe.base.atomic",
+    "code_fingerprint": "ginpipe.core.fingerprint",
+    "library_versions": "ginpipe.core.fingerprint",
+    "selector_of": "ginpipe.config.bindings",
+    "pin_inputs": "ginpipe.core.taskdef",
+}
+
 __all__ = ["__version__", *_EXPORTS]
 
 
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
+    if module is None and name in _INTERNAL:
+        module = _INTERNAL[name]
+        warnings.warn(
+            f"ginpipe.{name} is internal now ({module}.{name}); it goes away in ginpipe 0.3",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(importlib.import_module(module), name)
     if module is None:
         raise AttributeError(f"module 'ginpipe' has no attribute '{name}'")
     value = getattr(importlib.import_module(module), name)

@@ -44,7 +44,6 @@ MOVED = {
     "ginpipe.runner": "ginpipe.runs.runner",
     "ginpipe.startup": "ginpipe.runs.startup",
     "ginpipe.tasks.names": "ginpipe.tasks.short_names",
-    "ginpipe.tasks.inference.bundle": "ginpipe.tasks.bundle",
 }
 # ``ginpipe.config`` was a module and is now the package of ``ginpipe.config.compose``:
 # ``from ginpipe.config import compose_text`` and the like are not forwarded.

@@ -12,6 +12,7 @@ keys before running, and refuse undeclared access.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -145,3 +146,12 @@ def check_outputs(spec: TaskSpec, result: Any) -> dict[str, Any]:
             f"task '{spec.name}' declares writes={spec.writes!r} but did not return {missing}"
         )
     return dict(result)
+
+
+def pin_inputs(task_fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Before 0.2: mark a task as ``@task(pinned=True)`` after the fact. Kept for one release."""
+    spec = getattr(task_fn, SPEC_ATTR, None)
+    if spec is None:
+        raise TypeError(f"pin_inputs: {task_fn!r} is not a @task; declare @task(pinned=True)")
+    setattr(task_fn, SPEC_ATTR, dataclasses.replace(spec, pinned=True))
+    return task_fn
