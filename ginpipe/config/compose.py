@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import gin
+from loguru import logger
 
 from ginpipe.base.errors import ConfigError
 from ginpipe.base.suggest import did_you_mean, parameter_names
@@ -312,11 +313,12 @@ def _finalize(sources: Sequence[Source], replaced: set[int]) -> None:
 
 
 def _check_unused_macros(sources: Sequence[Source], replaced: set[int]) -> None:
-    """A macro no binding uses is a typo or a knob that does nothing: refuse it.
+    """A macro no binding uses is a typo or a knob that does nothing.
 
-    A config file may define a macro that only a binding replaced later used (a debug
-    config setting ``Trainer.max_epochs`` directly): that is how composition works. A
-    ``--mod`` that sets such a macro changes nothing, and is refused.
+    A ``--mod`` that sets such a macro changes nothing, and is refused. In a file it is a
+    one-line warning naming the line: files are shared between compositions, and one may
+    define a macro that only a binding replaced later used (a debug config setting
+    ``Trainer.max_epochs`` directly): that is how composition works, and says nothing.
     """
     used = ginapi.referenced_macros()
     unused = [
@@ -345,7 +347,11 @@ def _check_unused_macros(sources: Sequence[Source], replaced: set[int]) -> None:
             user = users[-1]
             later = [s for s in sources if s.statement.target == user.statement.target]  # once
             hint += f"; {user.statement.target} is set by {later[-1].where} instead"
-        raise ConfigError(f"{source.where}: macro {name} is used by no binding{hint}")
+        if from_mod:
+            raise ConfigError(f"{source.where}: macro {name} is used by no binding{hint}")
+        # A file may carry knobs for other compositions (GinPipe configs often do): say so
+        # once, naming the line; a --mod that does nothing is refused above.
+        logger.warning(f"{source.where}: macro {name} is used by no binding{hint}")
 
 
 def _check_macro_cycles(sources: Sequence[Source]) -> None:
@@ -439,7 +445,30 @@ def explain(e: BaseException, stmt: Statement) -> str:
         missing = re.search(r"No module named '([^']+)'", str(e))
         name = e.name or (missing.group(1) if missing else stmt.text.split()[-1])
         return f"cannot import module '{name}' named in an import line"
-    return re.sub(r"\s*\(line \d+\)\.?$", "", message) or message
+    message = re.sub(r"\s*\(line \d+\)\.?$", "", message) or message
+    habit = _ginpipe_habit(stmt.text)
+    return f"{message.rstrip('.')}; {habit}" if habit else message
+
+
+def _ginpipe_habit(text: str) -> str:
+    """What GinPipe's own syntax is written as here (docs/coming-from-ginpipe.md)."""
+    stripped = text.lstrip()
+    if stripped.startswith("!load_template"):
+        template = stripped.partition(":")[2].strip().strip("'\"") or "other.gin"
+        return (
+            f"GinPipe's !load_template is not gin: write include '{template}' "
+            "(relative to this file), or name both configs on the command line"
+        )
+    dollar = re.search(r"\$([A-Za-z_]\w*)", stripped)
+    if dollar is None:
+        return ""
+    name = dollar.group(1)
+    if stripped.startswith("$"):
+        return (
+            f"GinPipe's ${name} = ... is a gin macro here: write {name} = ... "
+            f"and use it as %{name}"
+        )
+    return f"GinPipe's ${name} is written %{name} in gin (a macro defined as {name} = ...)"
 
 
 def _hint(name: str) -> str:

@@ -15,6 +15,7 @@ table there (pyproject.toml), and so can any installed package.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import entry_points
@@ -139,6 +140,19 @@ def import_object(path: str) -> Any:
     raise ConfigError(f"unknown configurable '{path}': no module '{parts[0]}' to import{hint}")
 
 
+def _moved_library_hint(name: str) -> str:
+    """GinPipe configs import the task library as ``tasks.X``; here it is ``ginpipe.tasks.X``
+    (docs/coming-from-ginpipe.md)."""
+    if not name.startswith("tasks.") and name != "tasks":
+        return ""
+    moved = f"ginpipe.{name}"
+    try:
+        found = importlib.util.find_spec(moved) is not None
+    except ModuleNotFoundError:
+        found = False
+    return f"; the standard task library is {moved} now: import {moved}" if found else ""
+
+
 def import_module(name: str, *, missing_ok: bool = False) -> Any:
     """Import a module a config names; one line naming the module if that fails.
 
@@ -154,7 +168,7 @@ def import_module(name: str, *, missing_ok: bool = False) -> Any:
                 return None
             raise ConfigError(
                 f"cannot import module '{name}': no module named '{missing}'"
-                " (is it on the path? the working directory is)"
+                f"{_moved_library_hint(name) or ' (is it on the path? the working directory is)'}"
             ) from e
         raise ConfigError(
             f"cannot import module '{name}': it needs '{missing}', which is not installed"

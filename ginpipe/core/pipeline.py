@@ -174,6 +174,10 @@ def _decide(
         return TaskState.SKIPPED, "runs on rank 0 only"
     if not spec.cache:
         return TaskState.RUN, "not cached"
+    if not spec.writes:
+        # Nothing to reuse: a task that returns nothing is there for its side effects
+        # (seeding, a file it writes), which skipping it would silently drop.
+        return TaskState.RUN, "writes nothing"
     if forced:
         return TaskState.RUN, "--rerun"
     if not use_cache or store is None:

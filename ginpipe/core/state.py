@@ -95,6 +95,16 @@ class TaskView(Mapping[str, Any]):
     def __iter__(self) -> Iterator[str]:
         return (k for k in self._reads if k in self._state)
 
+    def __getattr__(self, name: str) -> Any:
+        """``state.seed`` (GinPipe's form) is ``state["seed"]`` here: say so, with the keys."""
+        if name.startswith("_"):
+            raise AttributeError(name)
+        readable = ", ".join(repr(k) for k in self._reads) or "none: declare @task(reads=...)"
+        raise AttributeError(
+            f"task '{self._task}': the state has no attribute '{name}'; read a state key as "
+            f"state['{name}'] (this task reads {readable})"
+        )
+
     def __len__(self) -> int:
         return sum(1 for _ in self)
 

@@ -182,3 +182,10 @@ class Grumpy(Observer):
 
     def on_run_end(self, run: dict[str, Any]) -> None:
         raise RuntimeError("grumpy run end")
+
+
+@task(reads=("numbers",))
+def side_effect(state: Any) -> dict[str, Any]:
+    """Returns nothing: it is there for what it does (as seeding ``random`` would be)."""
+    _count("side_effect")
+    return {}

@@ -58,6 +58,18 @@ def test_task_view_refuses_undeclared_reads_and_assignments() -> None:
         view["total"] = 1  # type: ignore[index]
 
 
+def test_state_attribute_access_says_how_keys_are_read() -> None:
+    """GinPipe's ``state.seed`` is ``state["seed"]`` here; the error names the readable keys."""
+    view = TaskView(State(), "fit", ("data", "seed"))
+    with pytest.raises(AttributeError) as info:
+        _ = view.seed
+    assert str(info.value) == (
+        "task 'fit': the state has no attribute 'seed'; read a state key as state['seed'] "
+        "(this task reads 'data', 'seed')"
+    )
+    assert not hasattr(view, "_private_probe")
+
+
 def test_outputs_must_match_the_declared_writes() -> None:
     spec = spec_of(toytasks.add_up)
     assert spec.reads == ("numbers",) and spec.writes == ("total",)
@@ -193,6 +205,18 @@ def test_identical_second_run_reads_everything_from_the_cache(toy_project, cli) 
     # Where a reused output came from, as a path that means the same from any folder.
     producer = {t["name"]: t.get("from_run") for t in two["tasks"]}
     assert producer["add_up"] == str(toy_project.run_dir("one").resolve())
+
+
+def test_a_task_that_writes_nothing_runs_every_time(toy_project, cli) -> None:
+    """Its side effects are its point: a cache hit would skip them without a word."""
+    toy_project.write(
+        "s.gin", "import toytasks\nrun.tasks = [@make_numbers, @side_effect, @add_up, @report]\n"
+    )
+    assert cli("run", "s.gin", "--name", "one").exit_code == 0
+    assert cli("run", "s.gin", "--name", "two").exit_code == 0
+    assert toy_project.calls("side_effect") == 2
+    assert toy_project.calls("make_numbers") == 1
+    assert toy_project.task_status("two")["side_effect"] == "completed"
 
 
 def test_changed_parameter_reruns_that_task_and_after(toy_project, cli) -> None:
