@@ -9,14 +9,15 @@ its producer's key plus its name, so large data is never re-hashed.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib.metadata
 import json
+import marshal
 import os
 import sys
 import sysconfig
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -153,24 +154,84 @@ def file_fingerprint(path: str) -> Any:
 
 
 def code_fingerprint(fn: Any) -> str:
-    """Hash of the sources a callable depends on, or the library version if third-party."""
+    """Hash of the sources a callable depends on, or the library version if third-party.
+
+    A function defined where no source file exists (a notebook cell, ``python -c``) is
+    keyed by its compiled code, so editing the cell and running it again is seen.
+    """
     module = getattr(fn, "__module__", None) or ""
+    found = sys.modules.get(module)
+    if found is not None and getattr(found, "__file__", None) is None:
+        code = getattr(fn, "__code__", None) or getattr(
+            getattr(fn, "__init__", None), "__code__", None
+        )
+        if code is not None and module in ("__main__", "__mp_main__"):
+            return "code:" + hashlib.sha256(marshal.dumps(code)).hexdigest()
     return _module_closure_digest(module)
 
 
-@cache
+@dataclass(frozen=True)
+class _Closure:
+    """A module's digest, valid while every file of its closure keeps its size and mtime."""
+
+    stamps: tuple[tuple[str, int, int, int, int], ...]
+    digest: str
+
+
+_closures: dict[str, _Closure] = {}
+_file_hashes: dict[tuple[str, int, int, int, int], bytes] = {}
+
+
+def _stamp(file: str) -> tuple[str, int, int, int, int]:
+    """What changes when a file is edited: size, mtime, ctime, inode (an editor's rename)."""
+    try:
+        st = os.stat(file)
+    except OSError:
+        return (file, -1, -1, -1, -1)
+    return (file, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
 def _module_closure_digest(module_name: str) -> str:
+    """The digest of a project module and the project modules it uses.
+
+    Memoised per process, but never trusted blindly: it follows the files (size and
+    mtime, then content when those change), so a module edited in a notebook and reloaded
+    with ``importlib.reload`` (or edited on disk between two runs of one process) gets a
+    new key instead of the old result from the cache.
+    """
     module = sys.modules.get(module_name)
     if module is None or not _is_project_module(module):
         top = module_name.split(".")[0]
         return f"{top}=={_version_of(top)}"
-    files = sorted(_project_closure(module))
+    memo = _closures.get(module_name)
+    if memo is not None and tuple(_stamp(stamp[0]) for stamp in memo.stamps) == memo.stamps:
+        return memo.digest
+    stamps = tuple(_stamp(file) for file in sorted(_project_closure(module)))
     h = hashlib.sha256()
-    for file in files:
-        h.update(file.encode())
-        with contextlib.suppress(OSError):
-            h.update(Path(file).read_bytes())
-    return h.hexdigest()
+    for stamp in stamps:
+        h.update(stamp[0].encode())
+        h.update(_file_hash(stamp))
+    digest = h.hexdigest()
+    _closures[module_name] = _Closure(stamps, digest)
+    return digest
+
+
+def _file_hash(stamp: tuple[str, int, int, int, int]) -> bytes:
+    """Content hash of one file as it is at ``stamp``; read again only when it changes."""
+    known = _file_hashes.get(stamp)
+    if known is None:
+        try:
+            known = hashlib.sha256(Path(stamp[0]).read_bytes()).digest()
+        except OSError:
+            known = b""
+        _file_hashes[stamp] = known
+    return known
+
+
+def forget_code() -> None:
+    """Drop the memo (tests, and a program that wants every file read again)."""
+    _closures.clear()
+    _file_hashes.clear()
 
 
 def _project_closure(module: Any) -> set[str]:

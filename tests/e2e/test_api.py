@@ -65,3 +65,44 @@ def test_two_runs_and_a_compose_in_one_process(tmp_path: Path) -> None:
     expected = "--mod 'make_numbrs.n=1': unknown configurable 'make_numbrs'"
     assert seen["error"] == f"{expected} (did you mean 'make_numbers'?)"
     assert not (tmp_path / "stale").exists()
+
+
+NOTEBOOK = """
+import importlib, json, os, sys
+import gin
+sys.path.insert(0, os.getcwd())
+import ginpipe
+gin.enter_interactive_mode()  # a notebook re-registers a reloaded module's tasks
+import scorer
+first = ginpipe.run(["score.gin"], root="experiments", name="one")
+source = open("scorer.py").read()
+with open("scorer.py", "w") as f:  # the same size, within the same second: an edit
+    f.write(source.replace("1.0", "0.5"))
+importlib.reload(scorer)
+second = ginpipe.run(["score.gin"], root="experiments", name="two")
+print(json.dumps({"accuracy": [first.metrics["accuracy"], second.metrics["accuracy"]],
+                  "tasks": [t["status"] for t in second.record["tasks"]]}))
+"""
+
+SCORER = '''
+from ginpipe import task
+
+
+@task(writes=("metrics",))
+def score(state):
+    return {"metrics": {"accuracy": 1.0}}
+'''
+
+
+def test_a_task_module_edited_and_reloaded_in_a_notebook_is_run_again(tmp_path: Path) -> None:
+    """The cache must never answer for code the user has since changed."""
+    (tmp_path / "scorer.py").write_text(SCORER)
+    (tmp_path / "score.gin").write_text("import scorer\nrun.tasks = [@score]\n")
+    result = subprocess.run(
+        [sys.executable, "-c", NOTEBOOK], cwd=tmp_path, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen["accuracy"] == [1.0, 0.5]
+    assert seen["tasks"] == ["completed"]

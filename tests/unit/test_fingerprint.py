@@ -127,7 +127,7 @@ def module_dir(tmp_path: Path):
     sys.path.remove(str(folder))
     for name in added:
         sys.modules.pop(name, None)
-    fingerprint._module_closure_digest.cache_clear()
+    fingerprint.forget_code()
 
 
 def test_code_change_of_a_task_module_changes_its_fingerprint(module_dir) -> None:
@@ -140,8 +140,7 @@ def test_code_change_of_a_task_module_changes_its_fingerprint(module_dir) -> Non
     before = fingerprint.code_fingerprint(module.work)
     assert fingerprint.code_fingerprint(module.work) == before
     _write_module(file, "def work(state):\n    return {'x': 2}\n")
-    fingerprint._module_closure_digest.cache_clear()
-    importlib.reload(module)
+    importlib.reload(module)  # the per-process memo follows the file: no reset needed
     assert fingerprint.code_fingerprint(module.work) != before
 
 
@@ -158,8 +157,38 @@ def test_code_change_of_a_project_helper_changes_the_task_fingerprint(module_dir
     added.extend([helper, task_module])
     before = fingerprint.code_fingerprint(module.work)
     _write_module(folder / f"{helper}.py", "def double(x):\n    return x + x\n")
-    fingerprint._module_closure_digest.cache_clear()
     assert fingerprint.code_fingerprint(module.work) != before
+
+
+def test_an_unchanged_module_is_not_read_again(module_dir, monkeypatch) -> None:
+    folder, added = module_dir
+    name = f"fp_same_{uuid.uuid4().hex[:8]}"
+    _write_module(folder / f"{name}.py", "def work(state):\n    return {}\n")
+    module = importlib.import_module(name)
+    added.append(name)
+    before = fingerprint.code_fingerprint(module.work)
+    monkeypatch.setattr(fingerprint, "_project_closure", lambda m: pytest.fail("walked again"))
+    assert fingerprint.code_fingerprint(module.work) == before
+
+
+def test_a_notebook_cell_function_is_keyed_by_its_code() -> None:
+    """``__main__`` in a kernel has no file: the compiled code stands for the source."""
+    main: dict = {"__name__": "__main__"}
+    exec(compile("def work(state):\n    return {'x': 1}\n", "<cell-1>", "exec"), main)
+    again: dict = {"__name__": "__main__"}
+    exec(compile("def work(state):\n    return {'x': 1}\n", "<cell-1>", "exec"), again)
+    edited: dict = {"__name__": "__main__"}
+    exec(compile("def work(state):\n    return {'x': 2}\n", "<cell-1>", "exec"), edited)
+    saved = sys.modules["__main__"].__dict__.get("__file__")
+    sys.modules["__main__"].__dict__.pop("__file__", None)
+    try:
+        first = fingerprint.code_fingerprint(main["work"])
+        assert first.startswith("code:")
+        assert fingerprint.code_fingerprint(again["work"]) == first
+        assert fingerprint.code_fingerprint(edited["work"]) != first
+    finally:
+        if saved is not None:
+            sys.modules["__main__"].__file__ = saved
 
 
 def test_library_code_is_fingerprinted_by_version() -> None:
