@@ -8,7 +8,7 @@ upgrade touches one file. docs/gin-notes.md explains each trap worked around her
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -181,9 +181,16 @@ def referenced_macros() -> set[str]:
     return found
 
 
-def referenced_selectors(roots: list[Any]) -> set[str]:
+def referenced_selectors(
+    roots: list[Any], skip: Mapping[str, Collection[str]] | None = None
+) -> set[str]:
     """Selectors reachable from ``roots`` (values) through references, macros followed, and
-    through the bindings of every configurable reached."""
+    through the bindings of every configurable reached.
+
+    ``skip``: parameters not followed, by configurable name (``{"fit": {"optimizer"}}``:
+    parameters a task said it did not use).
+    """
+    skip = skip or {}
     found: set[str] = set()
     pending = list(roots)
     while pending:
@@ -198,7 +205,14 @@ def referenced_selectors(roots: list[Any]) -> set[str]:
             selector = value._configurable.selector
             if selector not in found:
                 found.add(selector)
-                pending.extend(v for _, s, vs in bindings() if s == selector for v in vs.values())
+                skipped = skip.get(selector.rpartition(".")[2], ())
+                pending.extend(
+                    v
+                    for _, s, vs in bindings()
+                    if s == selector
+                    for name, v in vs.items()
+                    if name not in skipped
+                )
     return found
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import inspect
 import json
 import marshal
 import os
@@ -25,7 +26,7 @@ from typing import Any
 from ginpipe import __version__
 from ginpipe.config import ginapi
 
-KEY_FORMAT = 2  # 2: the task library moved from `tasks` to `ginpipe.tasks`
+KEY_FORMAT = 3  # 3: defaults join the parameters; 2: the task library moved to ginpipe.tasks
 LIBRARY_PACKAGE = "ginpipe.tasks"
 LIBRARIES = ("torch", "pytorch-lightning", "numpy", "pandas", "scikit-learn", "gin-config")
 _MAX_TREE_FILES = 200_000
@@ -80,9 +81,46 @@ def bound_parameters(selector: str, scope: str = "", _seen: frozenset[str] = fro
         return {"cycle": selector}
     seen = _seen | {selector}
     params: dict[str, Any] = {}
+    bound: set[str] = set()
     for bound_scope, name, value in ginapi.bound_values(selector, scope_prefixes(scope)):
         params[f"{bound_scope}/{name}" if bound_scope else name] = _canonical(value, seen)
+        bound.add(name)
+    # The values a call really gets: a parameter bound to its default value (as operative.gin
+    # writes every default out) is the same computation as one left unbound.
+    for name, default in _defaults(selector).items():
+        if name not in bound:
+            params[name] = _canonical_default(default, seen)
     return dict(sorted(params.items()))
+
+
+def _defaults(selector: str) -> dict[str, Any]:
+    """The keyword defaults of a registered configurable (of ``__init__`` for a class)."""
+    configurable = ginapi.find(selector)
+    if configurable is None:
+        return {}
+    fn = configurable.wrapped
+    try:
+        signature = inspect.signature(fn.__init__ if inspect.isclass(fn) else fn)
+    except (TypeError, ValueError):  # builtins without a signature
+        return {}
+    return {
+        name: parameter.default
+        for name, parameter in signature.parameters.items()
+        if parameter.default is not inspect.Parameter.empty
+        and parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
+        and not ginapi.is_required(parameter.default)
+    }
+
+
+def _canonical_default(value: Any, seen: frozenset[str]) -> Any:
+    """A default as it would be bound; objects by import path, never by a repr holding a
+    memory address (which would give every process its own key)."""
+    if inspect.isclass(value) or inspect.isfunction(value) or inspect.isbuiltin(value):
+        return {"object": f"{getattr(value, '__module__', '')}.{value.__qualname__}"}
+    if isinstance(value, (list, tuple, dict, str, bool, int, float)) or value is None:
+        return _canonical(value, seen)
+    text = repr(value)
+    return {"type": type(value).__qualname__, "repr": None if " at 0x" in text else text}
 
 
 def _used_configurable(name: str, scope: str) -> Any:

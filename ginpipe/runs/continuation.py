@@ -18,17 +18,16 @@ Three rules keep a run directory true to one experiment:
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from typing import Any, Protocol
 
 from ginpipe.base.atomic import atomic_write_json, atomic_write_text
 from ginpipe.base.errors import RunDirError
+from ginpipe.config import operative
 from ginpipe.core.events import Observer, TaskEvent
 from ginpipe.runs import rundir
 
 INPUTS = "inputs.json"
-_SECTION_RE = re.compile(r"^# Parameters for (?P<name>.+):$")
 
 
 class PlannedStep(Protocol):
@@ -147,50 +146,4 @@ def write_operative(
     leaving out the parameters tasks said they did not use."""
     path = run.file(rundir.OPERATIVE)
     previous = path.read_text() if path.is_file() else ""
-    atomic_write_text(path, drop_unused(merge_operative(previous, text), unused or {}))
-
-
-def drop_unused(text: str, unused: dict[str, set[str]]) -> str:
-    """Remove ``task.parameter = ...`` bindings, with their indented continuation lines."""
-    if not unused:
-        return text
-    kept: list[str] = []
-    skipping = False
-    for line in text.splitlines():
-        if skipping and line[:1].isspace():
-            continue
-        key = line.split("=", 1)[0].strip() if not line.startswith("#") else ""
-        configurable, _, parameter = key.rpartition(".")
-        skipping = parameter in unused.get(configurable.rpartition(".")[2], ())
-        if not skipping:
-            kept.append(line)
-    return "\n".join(kept) + "\n"
-
-
-def merge_operative(previous: str, current: str) -> str:
-    """``current`` plus the sections of ``previous`` for configurables it lacks."""
-    head, sections = _sections(current)
-    old_head, old_sections = _sections(previous)
-    for name, body in old_sections.items():
-        sections.setdefault(name, body)
-    imports = sorted(set(head) | set(old_head))  # module names; gin's aliases go unused
-    parts = ["\n".join(imports)] if imports else []
-    parts += [sections[name] for name in sorted(sections, key=str.lower)]
-    return "\n\n".join(part.strip("\n") for part in parts) + "\n"
-
-
-def _sections(text: str) -> tuple[list[str], dict[str, str]]:
-    """Import lines, and ``configurable -> its section`` of gin's operative config text."""
-    imports: list[str] = []
-    sections: dict[str, list[str]] = {}
-    current: list[str] | None = None
-    for line in text.splitlines():
-        match = _SECTION_RE.match(line)
-        if match:
-            current = sections.setdefault(match.group("name"), [])
-        if current is None:
-            if line.startswith("import "):
-                imports.append(f"import {line.split()[1]}")
-            continue
-        current.append(line)
-    return imports, {name: "\n".join(lines).strip("\n") for name, lines in sections.items()}
+    atomic_write_text(path, operative.drop_unused(operative.merge(previous, text), unused or {}))

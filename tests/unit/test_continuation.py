@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from ginpipe.base.errors import RunDirError
+from ginpipe.config import operative
 from ginpipe.core.events import TaskEvent
 from ginpipe.runs import continuation, rundir
 
@@ -123,21 +124,19 @@ fit.epochs = 5
 
 
 def test_operative_keeps_sections_of_configurables_a_later_attempt_did_not_call() -> None:
-    merged = continuation.merge_operative(FIRST, LATER)
+    merged = operative.merge(FIRST, LATER)
     assert "fit.epochs = 5" in merged and "fit.epochs = 3" not in merged
     assert "Trainer.max_epochs = 4" in merged and "evaluate.batch_size = 8" in merged
     assert merged.splitlines()[:3] == ["import a.evaluate", "import a.fit", "import a.load"]
-    assert continuation.merge_operative("", LATER).count("# Parameters for") == 2
+    assert operative.merge("", LATER).count("# Parameters for") == 2
 
 
 def test_parameters_a_task_did_not_use_are_left_out_of_operative_gin():
-    from ginpipe.runs.continuation import drop_unused
-
     text = (
         "# Parameters for fit:\nfit.batch_size = 64\nfit.optimizer = \\\n    @AdamW\n"
         "fit.scheduler = None\n\n# Parameters for other:\nother.scheduler = 1\n"
     )
-    kept = drop_unused(text, {"fit": {"optimizer", "scheduler"}})
+    kept = operative.drop_unused(text, {"fit": {"optimizer", "scheduler"}})
     assert kept == (
         "# Parameters for fit:\nfit.batch_size = 64\n\n# Parameters for other:\n"
         "other.scheduler = 1\n"
