@@ -225,7 +225,14 @@ def _context(name: str) -> Any:
 
 def _init_worker(parent: int | None) -> None:
     """Die with the parent; one thread per worker (the pool is the parallelism, and a forked
-    child must not use the OpenMP pool its parent started, as in DataLoader workers)."""
+    child must not use the OpenMP pool its parent started, as in DataLoader workers).
+
+    A forked worker inherits the runner's handlers, which turn SIGINT/SIGTERM into
+    ``Interrupted``: the pool's own SIGTERM at shutdown then printed a worker traceback.
+    Workers end quietly on SIGTERM and leave Ctrl-C to the parent, which stops the pool.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
