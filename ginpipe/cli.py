@@ -406,9 +406,6 @@ def cache_prune(
     typer.echo(_guarded(verbose, lambda: prune_cache(root, older_than, max_size, dry_run)))
 
 
-RunDirArg = Annotated[Path, typer.Argument(help="A run directory.")]
-
-
 @app.command()
 def predict(
     run_dir: RunDirArg,
