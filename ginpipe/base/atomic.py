@@ -50,7 +50,10 @@ def atomic_path(dest: Path | str) -> Iterator[Path]:
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=dest.suffix, dir=dest.parent)
+    # A suffix even when ``dest`` has none: writers that name things after the file's stem
+    # (torch.jit.save's archive folder) refuse a stem-less ".tmp-xyz".
+    suffix = dest.suffix or ".tmp"
+    fd, tmp_name = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=suffix, dir=dest.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp makes 0600; results are meant to be shared

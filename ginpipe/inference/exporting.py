@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from ginpipe.base.atomic import atomic_path, atomic_write_json
 from ginpipe.base.errors import ConfigError, GinpipeError
 from ginpipe.inference.inputs import Items
+from ginpipe.inference.outputs import check_output
 from ginpipe.inference.predictor import Predictor
 from ginpipe.inference.run_split import split_items
 from ginpipe.tasks.data.images import read_pixels
@@ -156,6 +157,9 @@ def export_run(
     if fmt == "onnx":
         require_onnx()
     output = output or Path(f"model{SUFFIXES[fmt]}")
+    sidecar = output.with_name(output.name + ".json")
+    check_output(output, run_dir)
+    check_output(sidecar, run_dir)
     predictor = Predictor(run_dir)
     prepared = prepare(predictor)
     prepared.module.eval()
@@ -175,7 +179,6 @@ def export_run(
             _export_torchscript(prepared.module, example, tmp)
             run_exported = _torchscript_runner(tmp)
         difference = verify(predictor, prepared, items, run_exported)
-    sidecar = output.with_name(output.name + ".json")
     atomic_write_json(sidecar, _sidecar(predictor, prepared, fmt, output, difference, len(items)))
     return (
         f"wrote {output} and {sidecar.name}; checked on {len(items)} test items: same classes, "

@@ -16,9 +16,9 @@ import pandas as pd
 from ginpipe.base.atomic import atomic_path
 from ginpipe.base.errors import ConfigError
 from ginpipe.inference.inputs import Items, read_items
+from ginpipe.inference.outputs import check_output
 from ginpipe.inference.predictor import Predictor, progress
 from ginpipe.inference.run_split import split_items
-from ginpipe.tasks.report import PREDICTIONS_FILE
 
 
 def items_for(predictor: Predictor, source: Any = None, split: str | None = None) -> Items:
@@ -53,8 +53,7 @@ def predict_to_csv(
     show_progress: bool | None = None,
 ) -> str:
     """Write the predictions to ``output``; returns the line the CLI prints."""
-    if output.resolve() == (run_dir / PREDICTIONS_FILE).resolve():
-        raise ConfigError(f"-o {output} would replace the run's own {PREDICTIONS_FILE}")
+    check_output(output, run_dir, inputs=[source])
     predictor = Predictor(run_dir)
     items = items_for(predictor, source, split)
     with (

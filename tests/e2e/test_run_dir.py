@@ -340,6 +340,45 @@ def test_export_of_an_estimator_is_refused_in_one_line(runs: Runs, tmp_path) -> 
     assert not (tmp_path / "m").exists()
 
 
+# -- outputs never replace a run's record or their input -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("command", "target", "expected"),
+    [
+        (("predict", "{run}", "--split", "test"), "{run}/metrics.json", "inside the run directory"),
+        (("predict", "{run}", "--split", "test"), "{run}/config.gin", "inside the run directory"),
+        (("predict", "{run}", "{input}"), "{input}", "is the input being read"),
+        # the sidecar would be RUN/run.json: the run's own record
+        (("export", "{run}", "-f", "torchscript"), "{run}/run", "inside the run directory"),
+        (("export", "{run}", "-f", "torchscript"), "{folder}", "is a folder"),
+    ],
+)
+def test_an_output_over_the_run_or_its_input_is_refused_before_work(
+    runs: Runs, tmp_path, command, target, expected
+) -> None:
+    run_dir = runs.dir("files")
+    table = tmp_path / "table.csv"
+    pd.read_csv(run_dir / "predictions.csv")[["path"]].to_csv(table, index=False)
+    (tmp_path / "folder").mkdir()
+    names = {"run": run_dir, "input": table, "folder": tmp_path / "folder"}
+    before, table_before = file_hashes(run_dir), table.read_bytes()
+    args = [str(a).format(**names) for a in command]
+    result = invoke(*args, "-o", target.format(**names))
+    assert result.exit_code == 2, result.output
+    assert expected in result.output and len(result.output.strip().splitlines()) == 1
+    assert file_hashes(run_dir) == before
+    assert table.read_bytes() == table_before
+
+
+def test_export_to_a_file_without_a_suffix_in_a_new_folder(runs: Runs, tmp_path) -> None:
+    out = tmp_path / "out" / "noext"
+    result = invoke("export", runs.dir("files"), "--format", "torchscript", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert out.is_file() and out.with_name("noext.json").is_file()
+    assert sorted(p.name for p in out.parent.iterdir()) == ["noext", "noext.json"]
+
+
 # -- the real console script, from a temporary folder -----------------------------------------
 
 
