@@ -22,7 +22,7 @@ from loguru import logger
 from ginpipe.base.atomic import atomic_write_text
 from ginpipe.base.errors import EXIT_OK, ConfigError, GinpipeError, Interrupted, TaskFailed
 from ginpipe.base.oserrors import check_component, path_error
-from ginpipe.config import checks, ginapi
+from ginpipe.config import checks, ginapi, operative
 from ginpipe.config.compose import MOD_SOURCE, Composition, bind_run_macros, compose, compose_text
 from ginpipe.config.settings import RUN, run_settings
 from ginpipe.core.events import Events, check_observer
@@ -123,22 +123,29 @@ def _located(sources: list[Any]) -> Iterator[None]:
         raise ConfigError(f"{source.where}: {e}") from e
 
 
-def _reached(steps: list[Step]) -> set[str]:
+def _reached(steps: list[Step], unused: dict[str, set[str]] | None = None) -> set[str]:
     """Selectors the pipeline reaches: the tasks and observers of ``run``, everything their
     bindings reference (macros followed), and what tasks declare they build themselves
-    (``uses``)."""
+    (``uses``). ``unused``: parameters tasks said they did not use, not followed."""
     roots = [ginapi.query("ginpipe.run.tasks")]
     with suppress(ValueError):  # no observers bound
         roots.append(ginapi.query("ginpipe.run.observers"))
-    reached = ginapi.referenced_selectors(roots)
+    reached = ginapi.referenced_selectors(roots, unused)
     for step in steps:
         for used in step.spec.uses:
             found = ginapi.find(used)
             if found is not None:
                 reached |= {found.selector} | ginapi.referenced_selectors(
-                    [v for _, _, v in ginapi.bound_values(found.selector, {""})]
+                    [v for _, _, v in ginapi.bound_values(found.selector, {""})], unused
                 )
     return reached
+
+
+def _operative(steps: list[Step], unused: dict[str, set[str]]) -> str:
+    """What ran: gin's operative config plus what ginpipe built without gin's wrappers
+    (``ginpipe/config/operative.py``)."""
+    reached = _reached(steps, unused)
+    return operative.complete(ginapi.operative_text(), ginapi.config_text(), reached)
 
 
 def _warn_about_mods_that_change_nothing(composition: Composition, reached: set[str]) -> None:
@@ -318,7 +325,7 @@ def _run_pipeline(
         metrics = _report(state, prepared.settings["report_key"])
         outcome = {"status": "completed", "exit_code": EXIT_OK, "metrics": metrics}
         if ranks.is_main:
-            continuation.write_operative(run, ginapi.operative_text(), state.unused)
+            continuation.write_operative(run, _operative(steps, state.unused), state.unused)
             _summary(run, metrics, prepared.settings["main_metric"])
         return EXIT_OK
     except Interrupted as e:

@@ -122,6 +122,11 @@ def test_a_lightning_module_is_trained_as_itself(lit_project, cli):
     operative = (run_dir / "operative.gin").read_text()
     assert "LitNet.lr = 0.05" in operative and "fit.monitor = 'my_val_loss'" in operative
     assert "fit.scheduler" not in operative and "fit.loss" not in operative  # not used
+    assert "AdamW" not in operative and "OneCycleLR" not in operative  # only through those
+    # the operative config alone is the config that ran: the same cache keys
+    again = cli("run", run_dir / "operative.gin", "--name", "again")
+    assert again.exit_code == 0, again.output
+    assert project.task_status("again")["fit"] == "cached"
     predicted = ginpipe.load_run(run_dir).predict(split="test")
     assert len(predicted) == len(_predictions(run_dir))
 
@@ -159,6 +164,25 @@ def test_the_lr_macro_reaches_the_optimizer(project, cli):
     group = _optimizer_group(project.run_dir("lr"))
     assert group["max_lr"] == 0.02  # one-cycle peaks at LR
     assert group["initial_lr"] == pytest.approx(0.02 / 25)
+
+
+def test_operative_gin_of_the_default_pipeline_is_the_whole_config_that_ran(project, cli):
+    """The optimizer and schedule fit builds itself, and the macros, are in it; composing it
+    alone gives every cache key of the run again."""
+    result = cli("run", "base", "models/resnet", "debug/fast", "--name", "one", "-m", "LR=0.0123")
+    assert result.exit_code == 0, result.output
+    text = (project.run_dir("one") / "operative.gin").read_text()
+    assert "AdamW.lr = %LR" in text and "OneCycleLR.max_lr = %LR" in text
+    assert "LR = 0.0123" in text and "BATCH_SIZE = " in text and "SEED = " in text
+    assert "Trainer.max_epochs = 1" in text and "ResNet.width = " in text
+    again = cli("run", project.run_dir("one") / "operative.gin", "--name", "again")
+    assert again.exit_code == 0, again.output
+    status = project.task_status("again")
+    assert {name: status[name] for name in ("load_sklearn", "split_dataset", "fit")} == {
+        "load_sklearn": "cached",
+        "split_dataset": "cached",
+        "fit": "cached",
+    }
 
 
 def test_a_monitor_the_module_never_logs_is_one_line_naming_what_it_logs(lit_project, cli):
