@@ -17,7 +17,7 @@ from ginpipe.base.atomic import atomic_path
 from ginpipe.base.errors import ConfigError
 from ginpipe.inference.inputs import Items, read_items
 from ginpipe.inference.outputs import check_output
-from ginpipe.inference.predictor import Predictor, progress
+from ginpipe.inference.predictor import Predictor, check_batching, progress
 from ginpipe.inference.run_split import split_items
 
 
@@ -54,6 +54,7 @@ def predict_to_csv(
 ) -> str:
     """Write the predictions to ``output``; returns the line the CLI prints."""
     check_output(output, run_dir, inputs=[source])
+    check_batching(batch_size, num_workers)
     predictor = Predictor(run_dir)
     items = items_for(predictor, source, split)
     with (

@@ -69,8 +69,7 @@ class Predictor:
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """``(identifiers, probabilities)`` per batch; files are decoded per batch (in
         ``num_workers`` worker processes), raw features transformed per batch."""
-        if batch_size < 1:
-            raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
+        check_batching(batch_size, num_workers)
         if items.paths is not None:
             assert self.image is not None
             dataset = ImageFileDataset(
@@ -94,6 +93,7 @@ class Predictor:
             raise DataError("this run's feature preprocessing was not saved; it cannot predict")
         for start in range(0, len(items), batch_size):
             raw = np.asarray(items.raw[start : start + batch_size], dtype=np.float32)
+            _check_finite(raw, items.identifiers[start : start + batch_size])
             inputs = self.features(raw.reshape(len(raw), *self.features.raw_shape))
             yield items.identifiers[start : start + batch_size], self.probabilities(inputs)
 
@@ -203,3 +203,23 @@ def progress(total: int, enabled: bool | None = None) -> Any:
 
     show = sys.stderr.isatty() if enabled is None else enabled
     return tqdm(total=total, unit="item", disable=not show, file=sys.stderr, dynamic_ncols=True)
+
+
+def _check_finite(raw: np.ndarray, identifiers: np.ndarray) -> None:
+    """NaN in, NaN out: every class's probability NaN and class 0 "predicted". Training
+    refuses such rows; so does prediction, naming the first one."""
+    finite = np.isfinite(raw.reshape(len(raw), -1)).all(axis=1)
+    if not finite.all():
+        first = identifiers[int(np.argmin(finite))]
+        raise DataError(
+            f"input {first} holds NaN or infinite values ({int((~finite).sum())} of "
+            f"{len(raw)} rows in its batch): the model knows only finite inputs"
+        )
+
+
+def check_batching(batch_size: int, num_workers: int) -> None:
+    """The batching options, checked before anything is read."""
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
+    if num_workers < 0:
+        raise ConfigError(f"--num-workers must be 0 or more, got {num_workers}")

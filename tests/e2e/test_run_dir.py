@@ -279,7 +279,11 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[str, str]]:
     (tmp_path / "broken.csv").write_text(f"path\n{tmp_path / 'broken.png'}\n")
     (tmp_path / "other_columns.csv").write_text("alcohol,colour\n1.0,2.0\n")
     np.save(tmp_path / "wrong_shape.npy", np.zeros((3, 5), dtype=np.float32))
+    with_nan = np.ones((4, 13), dtype=np.float32)
+    with_nan[2, 5] = np.nan
+    np.save(tmp_path / "nan.npy", with_nan)
     return {
+        "nan.npy": ("mlp", "input 2 holds NaN or infinite values"),
         "no_path.csv": ("files", "has no 'path' column"),
         "broken.csv": ("files", "cannot read image"),
         "other_columns.csv": ("mlp", "has other columns 'colour'"),
@@ -295,6 +299,13 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(runs: Runs, tmp_path) 
         errors = [line for line in result.output.splitlines() if line.startswith("error:")]
         assert len(errors) == 1 and message in errors[0], (source, result.output)
         assert not out.exists() and not list(tmp_path.glob(".tmp-*"))
+
+
+def test_a_negative_worker_count_is_one_line(runs: Runs, tmp_path) -> None:
+    out = tmp_path / "p.csv"
+    result = invoke("predict", runs.dir("mlp"), "--split", "test", "-o", out, "--num-workers", "-1")
+    assert result.exit_code == 2
+    assert result.output.strip() == "error: --num-workers must be 0 or more, got -1"
 
 
 # -- export -----------------------------------------------------------------------------------
