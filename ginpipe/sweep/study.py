@@ -136,12 +136,29 @@ def pruner(spec: str) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
-def sampler(sweep: Sweep) -> optuna.samplers.BaseSampler:
+def sampler(sweep: Sweep, trial_number: int | None = None) -> optuna.samplers.BaseSampler:
+    """The sweep's sampler, seeded for one trial when ``trial_number`` is given.
+
+    Every worker process builds its own sampler. Seeded alike, they drew the same random
+    numbers: two workers proposed the same configuration (trials 0 and 1 equal, 2 and 3,
+    ...), and a restarted worker proposed trial 0's again. Seeded from the sweep's seed and
+    the number of the trial it proposes, each trial draws its own numbers, the same whichever
+    worker asks. TPE also counts the trials still running (``constant_liar``), so parallel
+    workers do not crowd one region.
+    """
+    seed = sweep.seed if trial_number is None else trial_seed(sweep.seed, trial_number)
     if sweep.sampler == "grid":
-        return GridSampler(sweep.space.grid(), seed=sweep.seed)
+        return GridSampler(sweep.space.grid(), seed=seed)
     if sweep.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=sweep.seed)
-    return optuna.samplers.TPESampler(seed=sweep.seed)
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+
+
+def trial_seed(seed: int, trial_number: int) -> int:
+    """Independent, reproducible seeds per trial (numpy's SeedSequence spawning)."""
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, trial_number]).generate_state(1)[0])
 
 
 def check_choices(sweep: Sweep) -> None:

@@ -43,7 +43,7 @@ from ginpipe.sweep.definition import Sweep, trial_name
 from ginpipe.sweep.pruning import is_pruned, set_current
 from ginpipe.sweep.results import write_results
 from ginpipe.sweep.space import value_text
-from ginpipe.sweep.study import Claim, ask_lock, open_study, started
+from ginpipe.sweep.study import Claim, ask_lock, open_study, sampler, started
 from ginpipe.sweep.trial import command as trial_command
 from ginpipe.sweep.trial import start_or_resume
 
@@ -87,6 +87,7 @@ def next_job(sweep: Sweep, study: optuna.Study) -> Job | None:
             )
         if len(started(study)) >= sweep.trials:
             return None
+        study.sampler = sampler(sweep, trial_number=len(trials))  # numbered in order
         trial = study.ask()
         claim = Claim(sweep.dir, trial.number)
         claim.try_acquire()  # a number never used before: free

@@ -165,3 +165,23 @@ def test_a_slurm_array_through_submitit_runs_one_trial_per_element(
     assert len(trials_of(sweep.dir)) == 2
     assert (sweep.dir / "optimization_history.png").is_file()  # drawn by the last element
     assert all(isinstance(t.datetime_start, datetime) for t in trials)
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random"])
+def test_parallel_workers_never_propose_the_same_configuration(toy_project, sampler) -> None:
+    """Two workers seeded alike once proposed trials in equal pairs (0=1, 2=3, ...)."""
+    toy_project.write(
+        "space.gin",
+        "add_up.scale = @uniform(0.1, 10.0)\nmake_numbers.n = @int(2, 400)\n",
+    )
+    result = subprocess.run(
+        sweep_command(
+            "base.gin", "space.gin", "--trials", "10", "--jobs", "2", "--sampler", sampler,
+            "--metric", "total",
+        ),
+        cwd=toy_project.path, env=environment(), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = trials_of(the_sweep(toy_project))
+    assert len(trials) == 10
+    assert len({tuple(sorted(t.params.items())) for t in trials}) == 10
