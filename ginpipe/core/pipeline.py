@@ -246,6 +246,7 @@ class Pipeline:
                 event.status = TaskState.COMPLETED
             event.seconds = time.perf_counter() - t0
             if event.status == TaskState.CACHED:
+                self._restore_run_files(step)
                 producer = self._producer_run(step)
                 event.detail = {"from_run": producer} if producer else {}
                 logger.info(f"[{step.index + 1}/{total}] {step.spec.name}: reused from cache")
@@ -255,6 +256,15 @@ class Pipeline:
                 )
             self.events.emit("on_task_end", event)
         return self.state
+
+    def _restore_run_files(self, step: Step) -> None:
+        """A reused task's run files (``fit``'s checkpoints and training log) come with it:
+        the run can then be resumed, fine-tuned and reported like the one that trained."""
+        if not step.spec.run_files or self.store is None or not self.run.is_main:
+            return
+        restored = self.store.restore_run_files(step.key, self.run.dir)
+        if restored:
+            logger.debug(f"{step.spec.name}: {', '.join(restored)} taken from the cache")
 
     def _materialize_inputs(self, step: Step) -> None:
         """Load what a task reads before it starts. A stored value that has to be recomputed
@@ -286,8 +296,18 @@ class Pipeline:
 
     def _save(self, step: Step, outputs: dict[str, Any]) -> None:
         meta = {"run": str(self.run.dir.resolve()), "selector": step.selector}
+        files = [
+            (relative, self.run.dir / relative, mode)
+            for relative, mode in step.spec.run_files
+            if (self.run.dir / relative).exists()
+        ]
         result = self.store.save(
-            step.key, outputs, task=step.spec.name, meta=meta, pickle_ok=step.spec.pickle_ok
+            step.key,
+            outputs,
+            task=step.spec.name,
+            meta=meta,
+            pickle_ok=step.spec.pickle_ok,
+            files=files,
         )
         for name in result.transient:
             if name not in self._warned_transient:

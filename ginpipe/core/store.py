@@ -33,7 +33,7 @@ from typing import Any
 from ginpipe.base.atomic import TMP_PREFIX, UMASK, atomic_write_json, fsync_dir, is_temp
 from ginpipe.base.errors import GinpipeError
 from ginpipe.base.oserrors import path_error, reported
-from ginpipe.core import codecs
+from ginpipe.core import codecs, run_files
 
 CACHE_DIR = ".cache"  # ROOT/.cache: one store shared by every project of a root
 
@@ -91,11 +91,13 @@ class ArtifactStore:
         task: str,
         meta: dict[str, Any] | None = None,
         pickle_ok: Iterable[str] = (),
+        files: Iterable[tuple[str, Path, str]] = (),
     ) -> SaveResult:
         """Store ``outputs`` under ``key``; values without a safe codec are listed transient.
 
         Pickle is used only for the names in ``pickle_ok``. If another writer already
-        committed this key, its entry is kept and this one discarded.
+        committed this key, its entry is kept and this one discarded. ``files``: run files
+        kept with the entry (``ginpipe.core.run_files``).
         """
         final = self._entry_dir(key)
         pickle_names = set(pickle_ok)
@@ -106,7 +108,7 @@ class ArtifactStore:
             # e.g. it records pickle this task does not allow: it would fail every run
             self._discard_if_same(key, existing["nonce"])
         with reported(self.root, "write the cache entry in"):
-            return self._save_new(key, final, outputs, task, meta, pickle_names)
+            return self._save_new(key, final, outputs, task, meta, pickle_names, files)
 
     def _save_new(
         self,
@@ -116,12 +118,13 @@ class ArtifactStore:
         task: str,
         meta: dict[str, Any] | None,
         pickle_names: set[str],
+        files: Iterable[tuple[str, Path, str]] = (),
     ) -> SaveResult:
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{key[:12]}-", dir=self.root))
         os.chmod(tmp, 0o777 & ~UMASK)  # mkdtemp makes 0700; a cache is shared by runs
         try:
-            manifest = self._build(tmp, key, outputs, task, meta or {}, pickle_names)
+            manifest = self._build(tmp, key, outputs, task, meta or {}, pickle_names, files)
             written = _dir_size(tmp)
             if not _publish(tmp, final, lambda: self._read_manifest(final, key) is not None):
                 self._discard(tmp)
@@ -145,6 +148,7 @@ class ArtifactStore:
         task: str,
         meta: dict[str, Any],
         pickle_names: set[str],
+        files: Iterable[tuple[str, Path, str]] = (),
     ) -> dict[str, Any]:
         """Encode every output into ``tmp`` and write the manifest last."""
         records: dict[str, Any] = {}
@@ -169,6 +173,7 @@ class ArtifactStore:
             "outputs": records,
             "transient": transient,
             "meta": meta,
+            "run_files": run_files.keep(files, tmp),
         }
         atomic_write_json(tmp / MANIFEST, manifest)
         fsync_dir(tmp)
@@ -214,6 +219,13 @@ class ArtifactStore:
             raise CorruptArtifact(f"artifact {key[:12]} output {name!r}: {error}") from error
         _touch(path)
         return value
+
+    def restore_run_files(self, key: str, run_dir: Path) -> list[str]:
+        """Put the run files kept with ``key`` into ``run_dir`` (those it lacks)."""
+        path = self._entry_dir(key)
+        manifest = self._read_manifest(path, key)
+        record = (manifest or {}).get("run_files") or {}
+        return run_files.restore(path, record, run_dir) if record else []
 
     def check_usable(self) -> None:
         """Fail before any work if ``root`` cannot hold a cache (e.g. a file is there)."""
@@ -422,7 +434,7 @@ def _entry(path: Path, manifest: dict[str, Any] | None) -> Entry | None:
             int(info["size"])
             for output in manifest["outputs"].values()
             for info in output["files"].values()
-        )
+        ) + run_files.size(manifest.get("run_files") or {})
         created = float(manifest.get("created", 0.0))
         meta = dict(manifest.get("meta") or {})
     except (KeyError, TypeError, ValueError, AttributeError):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gin
@@ -22,6 +23,7 @@ import gin
 from ginpipe.base.errors import UndeclaredKeyError
 
 SPEC_ATTR = "__ginpipe_task__"
+RUN_FILE_MODES = ("link", "copy")
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class TaskSpec:
     main_only: bool = False
     all_ranks: bool = False
     pinned: bool = False
+    run_files: tuple[tuple[str, str], ...] = ()
     pickle_ok: tuple[str, ...] = ()
     hints: tuple[tuple[str, str], ...] = ()
     uses: tuple[str, ...] = ()
@@ -55,6 +58,7 @@ def task(
     main_only: bool = False,
     all_ranks: bool = False,
     pinned: bool = False,
+    run_files: Mapping[str, str] | None = None,
     pickle_ok: tuple[str, ...] | list[str] = (),
     hints: dict[str, str] | None = None,
     uses: tuple[str, ...] | list[str] = (),
@@ -76,6 +80,11 @@ def task(
         pinned: the task's results in the run directory (checkpoints, the model) hold only
             for the inputs it was first given: a resume or re-run that would give it other
             inputs is refused before any work (``inputs.json``, docs/architecture.md).
+        run_files: files or folders of the run directory the task writes besides its outputs
+            (``{"checkpoints": "link", "logs": "copy"}``): kept with its cache entry and put
+            into every run that reuses it, so that run is as complete as the one that
+            computed it. ``link`` hard-links (their writers only ever replace files, never
+            edit them in place), falling back to a copy; ``copy`` copies.
         pickle_ok: output keys that may be stored with pickle when no safe codec fits.
         hints: parameters the config must set (their default is ``gin.REQUIRED`` or None),
             each with what to tell a user who did not set it; checked before any task runs.
@@ -90,6 +99,10 @@ def task(
         name, module: the gin name (defaults: the function name and its module).
     """
     reads, writes, pickle_ok = tuple(reads), tuple(writes), tuple(pickle_ok)
+    kept = tuple((run_files or {}).items())
+    for path, mode in kept:
+        if mode not in RUN_FILE_MODES or Path(path).is_absolute() or ".." in Path(path).parts:
+            raise ValueError(f"run_files: {path!r}: {mode!r} must be link or copy, path relative")
     unknown = set(pickle_ok) - set(writes)
     if unknown:
         raise ValueError(f"pickle_ok names keys the task does not write: {sorted(unknown)}")
@@ -104,6 +117,7 @@ def task(
             main_only=main_only,
             all_ranks=all_ranks,
             pinned=pinned,
+            run_files=kept,
             pickle_ok=pickle_ok,
             hints=tuple((hints or {}).items()),
             uses=tuple(uses),

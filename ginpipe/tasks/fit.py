@@ -152,6 +152,9 @@ def data_arguments(model: Callable[..., Any], num_classes: int, input_shape: lis
     writes=("model",),
     all_ranks=True,  # under DDP every rank trains
     pinned=True,  # checkpoints and the model hold only for the data they were trained on
+    # a run reusing this fit gets its checkpoints (written by replacing files: linked) and
+    # its training log (appended: copied)
+    run_files={CHECKPOINT_DIR: "link", LOG_DIR: "copy"},
     uses=("pytorch_lightning.Trainer",),  # built inside: its bindings decide the result
     hints={"model": NO_MODEL},
     check=check_fit_config,

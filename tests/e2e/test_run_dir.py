@@ -181,6 +181,13 @@ def test_a_run_that_reused_fit_has_the_model_and_survives_pruning(runs: Runs, tm
     bundle = runs.dir("again") / "model"
     assert (bundle / "weights.safetensors").is_file() and (bundle / "model.json").is_file()
     assert (runs.dir("again") / "environment.txt").read_text().count("torch==") == 1
+    # as complete as the run that trained: checkpoints, training log and its curves
+    trained = runs.dir("leak")
+    for name in ("checkpoints/last.ckpt", "logs/metrics.csv", "plots/learning_curves.png"):
+        assert (runs.dir("again") / name).is_file(), name
+    assert (runs.dir("again") / "logs" / "metrics.csv").read_text() == (
+        trained / "logs" / "metrics.csv"
+    ).read_text()
 
     pruned = tmp_path / "copy"
     shutil.copytree(runs.root, pruned / "experiments")
@@ -190,6 +197,21 @@ def test_a_run_that_reused_fit_has_the_model_and_survives_pruning(runs: Runs, tm
     out = tmp_path / "again.csv"
     assert invoke("predict", again, "--split", "test", "-o", out).exit_code == 0
     predictions_match(again / "predictions.csv", pd.read_csv(out), "row")
+
+
+def test_a_run_that_reused_fit_trains_on_from_the_checkpoint(runs: Runs, tmp_path) -> None:
+    """Fine-tuning a cache-hit run continues from the checkpoint it was given."""
+    copy = tmp_path / "experiments"
+    shutil.copytree(runs.root, copy)
+    again = copy / "p" / "again"
+    before = pd.read_csv(again / "logs" / "metrics.csv")
+    result = invoke("resume", again, "-m", "Trainer.max_epochs=3")
+    assert result.exit_code == 0, result.output
+    assert task_status(again)["fit"] == "completed"
+    log = pd.read_csv(again / "logs" / "metrics.csv")
+    assert log["epoch"].max() == 2
+    # epoch 0 was not trained again: its rows are the cached run's, once
+    assert (log["epoch"] == 0).sum() == (before["epoch"] == 0).sum()
 
 
 def test_a_moved_root_resumes_predicts_and_diffs(runs: Runs, tmp_path) -> None:

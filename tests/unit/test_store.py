@@ -321,3 +321,68 @@ def test_delete(store: ArtifactStore) -> None:
 def test_store_import_stays_light() -> None:
     code = "import sys, ginpipe.core.store; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# -- run files kept with an entry ----------------------------------------------------------
+
+KEY = key_of("fit with run files")
+
+
+def _trained_run(folder: Path) -> Path:
+    (folder / "checkpoints").mkdir(parents=True)
+    (folder / "checkpoints" / "last.ckpt").write_bytes(b"weights" * 100)
+    (folder / "logs").mkdir()
+    (folder / "logs" / "metrics.csv").write_text("epoch,loss\n0,1.0\n")
+    (folder / "logs" / f"{TMP_PREFIX}half").write_text("being written")
+    (folder / "logs" / "escape").symlink_to(folder.parent / "outside.txt")
+    (folder.parent / "outside.txt").write_text("not the run's")
+    return folder
+
+
+def test_run_files_come_with_a_reused_entry_linked_or_copied(store: ArtifactStore, tmp_path):
+    trained = _trained_run(tmp_path / "trained")
+    files = [
+        ("checkpoints", trained / "checkpoints", "link"),
+        ("logs", trained / "logs", "copy"),
+    ]
+    store.save(KEY, {"x": 1}, task="fit", files=files)
+    reuser = tmp_path / "reuser"
+    reuser.mkdir()
+    assert store.restore_run_files(KEY, reuser) == ["checkpoints", "logs"]
+    ckpt = reuser / "checkpoints" / "last.ckpt"
+    assert ckpt.read_bytes() == b"weights" * 100
+    assert ckpt.stat().st_ino == (trained / "checkpoints" / "last.ckpt").stat().st_ino
+    log = reuser / "logs" / "metrics.csv"
+    assert log.read_text() == "epoch,loss\n0,1.0\n"
+    assert log.stat().st_ino != (trained / "logs" / "metrics.csv").stat().st_ino
+    # temp files and symlinks (which could lead out of the run) are not carried
+    assert sorted(p.name for p in (reuser / "logs").iterdir()) == ["metrics.csv"]
+    # appending to the reusing run's log leaves the cache's copy as it was
+    with log.open("a") as f:
+        f.write("1,0.5\n")
+    again = tmp_path / "again"
+    again.mkdir()
+    store.restore_run_files(KEY, again)
+    assert (again / "logs" / "metrics.csv").read_text() == "epoch,loss\n0,1.0\n"
+
+
+def test_a_run_keeps_its_own_files_over_the_cached_ones(store: ArtifactStore, tmp_path):
+    trained = _trained_run(tmp_path / "trained")
+    store.save(KEY, {"x": 1}, task="fit", files=[("logs", trained / "logs", "copy")])
+    own = tmp_path / "own"
+    (own / "logs").mkdir(parents=True)
+    (own / "logs" / "metrics.csv").write_text("mine\n")
+    assert store.restore_run_files(KEY, own) == []
+    assert (own / "logs" / "metrics.csv").read_text() == "mine\n"
+
+
+def test_run_files_never_land_outside_the_run(store: ArtifactStore, tmp_path):
+    trained = _trained_run(tmp_path / "trained")
+    store.save(KEY, {"x": 1}, task="fit", files=[("logs", trained / "logs", "copy")])
+    run = tmp_path / "run"
+    run.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (run / "logs").symlink_to(elsewhere)  # a link planted where the files would go
+    assert store.restore_run_files(KEY, run) == []
+    assert list(elsewhere.iterdir()) == []
