@@ -306,6 +306,9 @@ def sweep(
     max_failure_rate: Annotated[
         float, typer.Option(help="Stop once more than this share of the budget failed.")
     ] = 0.5,
+    no_cache: Annotated[
+        bool, typer.Option(help="Every trial recomputes every task (the cache is not read).")
+    ] = False,
     partition: Annotated[str | None, typer.Option(help="SLURM partition.")] = None,
     time_min: Annotated[int, typer.Option(help="SLURM time limit per trial, minutes.")] = 60,
     gpus_per_trial: Annotated[int, typer.Option(help="SLURM GPUs per trial.")] = 0,
@@ -355,6 +358,7 @@ def sweep(
             project=project,
             slurm=slurm,
             argv=list(sys.argv),
+            use_cache=not no_cache,
         )
         typer.echo(f"sweep directory: {created.dir}")
         return launch.launch(created, wait=False)

@@ -36,6 +36,7 @@ class Sweep:
     launcher: str = "local"
     storage: str | None = None
     max_failure_rate: float = 0.5
+    use_cache: bool = True  # False: every trial recomputes every task (sweep --no-cache)
     prune: bool = False  # trials train with the pruning callback (the pipeline has fit)
     own_process: bool = False  # each trial is its own process (it trains on several devices)
     slurm: dict[str, Any] = field(default_factory=dict)
@@ -84,6 +85,7 @@ class Sweep:
             "storage": self.storage,
             "study_name": self.study_name,
             "max_failure_rate": self.max_failure_rate,
+            "use_cache": self.use_cache,
             "prune": self.prune,
             "own_process": self.own_process,
             "slurm": self.slurm,
@@ -153,6 +155,7 @@ def load(sweep_dir: Path) -> Sweep:
             storage=data.get("storage"),
             study_name=str(data.get("study_name") or ""),
             max_failure_rate=float(data["max_failure_rate"]),
+            use_cache=bool(data.get("use_cache", True)),
             prune=bool(data.get("prune", False)),
             own_process=bool(data.get("own_process", False)),
             slurm=dict(data.get("slurm") or {}),

@@ -136,6 +136,7 @@ def create(
     project: str | None,
     slurm: dict[str, Any],
     argv: list[str],
+    use_cache: bool = True,
 ) -> Sweep:
     """Make ``ROOT/PROJECT/sweep-<time>`` with its sweep.json and study; refused (and the
     folder removed) when anything is wrong, before any trial."""
@@ -183,6 +184,7 @@ def create(
             launcher=launcher,
             storage=storage,
             max_failure_rate=max_failure_rate,
+            use_cache=use_cache,
             prune=prune,
             own_process=several,
             slurm=slurm,

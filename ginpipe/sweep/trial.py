@@ -62,6 +62,7 @@ def start_or_resume(sweep: Sweep, number: int, values: dict[str, str]) -> Any:
         project=sweep.project,
         group=sweep.dir.name,
         name=trial_name(number),
+        use_cache=sweep.use_cache,
     )
 
 

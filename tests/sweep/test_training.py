@@ -128,3 +128,36 @@ def test_a_trial_on_several_devices_takes_the_machine(
     assert not (tmp_path / "experiments").exists() or not any(
         (tmp_path / "experiments").rglob("sweep-*")
     )
+
+
+def test_a_finished_sweep_run_again_gives_the_same_results_from_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli
+) -> None:
+    """Its trials' fit comes from the cache: still ordinary completed trials whose objective
+    is read from the training log kept with the cached fit; --no-cache trains again."""
+    monkeypatch.chdir(tmp_path)
+    args = ("sweep", "base", "models/resnet", "debug/fast", "-m", "LR=0.003,0.03", *TINY[:4])
+    first = cli(*args)
+    assert first.exit_code == 0, first.output
+    again = cli(*args)
+    assert again.exit_code == 0, again.output
+    fresh = cli(*args, "--no-cache")
+    assert fresh.exit_code == 0, fresh.output
+    sweeps = sorted((tmp_path / "experiments" / tmp_path.name).glob("sweep-*"))
+    assert len(sweeps) == 3
+    results = [json.loads((s / "sweep.json").read_text())["results"] for s in sweeps]
+    values = [sorted((t["params"]["LR"], t["value"]) for t in r["trials"]) for r in results]
+    assert values[0] == values[1] == values[2]
+    assert [r["counts"]["complete"] for r in results] == [2, 2, 2]
+
+    def fit_status(sweep: Path) -> set[str]:
+        return {
+            task["status"]
+            for trial in sweep.glob("trial-*")
+            for task in json.loads((trial / "run.json").read_text())["tasks"]
+            if task["name"] == "fit"
+        }
+
+    assert [fit_status(s) for s in sweeps] == [{"completed"}, {"cached"}, {"completed"}]
+    table = [cli("runs", "--sweep", str(s)).output.splitlines()[1:] for s in sweeps[:2]]
+    assert [line.split()[2:4] for line in table[0]] == [line.split()[2:4] for line in table[1]]
