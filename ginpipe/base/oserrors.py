@@ -103,8 +103,11 @@ def check_component(value: str, option: str) -> None:
     and short enough for the file system (checked before anything is created)."""
     from ginpipe.base.errors import ConfigError
 
-    if not value or "/" in value or "\\" in value or "\0" in value or value in (".", ".."):
+    if not value or "/" in value or "\\" in value or value in (".", ".."):
         raise ConfigError(f"{option} must be a plain folder name, got {value!r}")
+    if not value.isprintable() or value != value.strip():
+        # a newline or escape in a folder name breaks every listing and shell that shows it
+        raise ConfigError(f"{option} must be printable, without surrounding spaces, got {value!r}")
     if len(os.fsencode(value)) > 255:
         raise PathError(
             f"cannot use {option} {value[:40]}...: file name too long "

@@ -93,6 +93,11 @@ def _compose_and_check(request: RunRequest) -> Prepared:
         composition = compose_text(run.config_text(), str(run.file(rundir.CONFIG)), request.mods)
     else:
         composition = compose(request.files, request.mods)
+    if not ginapi.is_bound(RUN, "tasks", {""}):
+        raise ConfigError(
+            "no task list: these configs set no run.tasks; start with one that does, "
+            "e.g. ginpipe run base models/resnet (ginpipe configs lists them)"
+        )
     settings = run_settings()
     steps = task_steps(settings["tasks"])
     sources = composition.sources

@@ -18,7 +18,13 @@ from typing import Any
 import gin
 from loguru import logger
 
-from ginpipe.base.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, ConfigError
+from ginpipe.base.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_TERMINATED,
+    ConfigError,
+    GinpipeError,
+)
 from ginpipe.config import ginapi
 from ginpipe.config.bindings import bound_value
 from ginpipe.runs.runner import RunRequest, default_project, prepare
@@ -118,6 +124,22 @@ def several_devices(bindings: str) -> bool:
     return False
 
 
+def _open_new_study(sweep: Sweep) -> None:
+    """Create the study; a ``--storage`` URL that cannot hold one is one line, exit 2."""
+    try:
+        open_study(sweep)
+    except GinpipeError:
+        raise
+    except Exception as e:
+        if not sweep.storage:
+            raise
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(
+            f"--storage {sweep.storage}: cannot open a study there ({reason}); give a "
+            "database URL Optuna can open, e.g. sqlite:///sweeps.db"
+        ) from e
+
+
 def create(
     configs: Sequence[str],
     mods: Sequence[str],
@@ -193,7 +215,7 @@ def create(
         )
         check_choices(sweep)
         sweep.save()
-        open_study(sweep)
+        _open_new_study(sweep)
     except BaseException:
         shutil.rmtree(path, ignore_errors=True)
         raise

@@ -31,11 +31,13 @@ from ginpipe.base.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_TASK_FAILED,
+    ConfigError,
     GinpipeError,
     Interrupted,
     PathError,
     TaskFailed,
 )
+from ginpipe.base.suggest import did_you_mean
 from ginpipe.runs import startup
 from ginpipe.runs.rundir import RUN_JSON, load_run_json
 from ginpipe.sweep import definition
@@ -133,6 +135,8 @@ def run_trial(sweep: Sweep, study: optuna.Study, job: Job) -> int | None:
         code = run.record.get("exit_code")
         return int(code) if isinstance(code, int) else EXIT_INTERRUPTED
     value = objective(run.dir, run.metrics, sweep.metric, sweep.direction)
+    if value is None:
+        refuse_unknown_metric(study, job.number, run.dir, run.metrics, sweep.metric)
     return tell_result(sweep, study, job.number, value, f"reported no {sweep.metric}")
 
 
@@ -158,6 +162,8 @@ def run_trial_process(sweep: Sweep, study: optuna.Study, job: Job) -> int | None
     completed = status == "completed"
     metrics = record.get("metrics") or {}
     value = objective(path, metrics, sweep.metric, sweep.direction) if completed else None
+    if completed and value is None:
+        refuse_unknown_metric(study, job.number, path, metrics, sweep.metric)
     return tell_result(sweep, study, job.number, value, f"failed (exit {code}): {error}")
 
 
@@ -187,6 +193,31 @@ def objective(run_dir: Path, metrics: dict[str, Any], metric: str, direction: st
     if isinstance(value, (int, float)) and math.isfinite(value):
         return float(value)
     return best_logged(run_dir, metric, direction)
+
+
+def refuse_unknown_metric(
+    study: optuna.Study, number: int, run_dir: Path, metrics: dict[str, Any], metric: str
+) -> None:
+    """A completed trial that has no ``metric`` anywhere: every trial would be the same, so
+    the sweep stops at the first, naming what the run does report."""
+    logged = _logged_columns(run_dir)
+    known = sorted({f"{n.split('/')[0]}/*" if "/" in n else n for n in {*metrics, *logged}})
+    if metric in logged:
+        return  # logged, but never a finite number: that trial failed, not the sweep
+    study.tell(number, state=TrialState.FAIL)
+    raise ConfigError(
+        f"--metric {metric}: {trial_name(number)} completed without it{did_you_mean(metric, known)}"
+        f"; it reports {', '.join(known) or 'nothing'}"
+    )
+
+
+def _logged_columns(run_dir: Path) -> list[str]:
+    path = run_dir / "logs" / "metrics.csv"
+    if not path.is_file():
+        return []
+    with path.open(newline="") as f:
+        header = next(csv.reader(f), [])
+    return [c for c in header if c not in ("epoch", "step")]
 
 
 def best_logged(run_dir: Path, metric: str, direction: str) -> float | None:
@@ -250,8 +281,8 @@ def run_worker(sweep_dir: Path, max_trials: int | None = None) -> int:
                     code = run_trial(sweep, study, job)
                 finally:
                     job.claim.release()
+                    write_results(sweep, study)  # also when the sweep stops at this trial
                 done += 1
-                write_results(sweep, study)
                 if code is not None:
                     logger.warning(
                         f"sweep stopped; continue with: ginpipe sweep --resume {sweep.dir}"

@@ -1,0 +1,56 @@
+"""The hostile re-run: each case once gave a traceback, a wrong answer or a silent loss."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from harden_helpers import assert_one_line_error
+
+
+def test_a_config_without_a_task_list_is_one_line(toy_project, cli) -> None:
+    toy_project.write("only_model.gin", "import toytasks\nmake_numbers.n = 3\n")
+    for command in ("config", "run"):
+        result = cli(command, "only_model.gin")
+        assert result.exit_code == 2, result.output
+        assert_one_line_error(result.output, "no task list: these configs set no run.tasks")
+    assert not toy_project.root.exists()
+
+
+@pytest.mark.parametrize("name", ["two\nlines", " padded", "bell\a"])
+def test_a_run_name_that_breaks_listings_is_refused(toy_project, cli, name: str) -> None:
+    result = cli("run", "base.gin", "--name", name)
+    assert result.exit_code == 2
+    assert_one_line_error(result.output, "--name must be printable")
+    assert not toy_project.root.exists()
+
+
+@pytest.mark.parametrize(
+    ("storage", "reason"),
+    [
+        ("sqlite:////nonexistent/folder/x.db", "unable to open database file"),
+        ("bogus://x", "Can't load plugin"),
+    ],
+)
+def test_a_sweep_storage_that_cannot_hold_a_study_is_one_line(
+    toy_project, cli, storage: str, reason: str
+) -> None:
+    pytest.importorskip("optuna")
+    result = cli("sweep", "base.gin", "-m", "make_numbers.n=2,3", "--storage", storage)
+    assert result.exit_code == 2, result.output
+    assert_one_line_error(result.output, f"--storage {storage}: cannot open a study there")
+    assert reason in result.output
+    assert not toy_project.runs.exists() or not list(toy_project.runs.glob("sweep-*"))
+
+
+def test_a_sweep_metric_no_trial_reports_stops_at_the_first_trial(toy_project, cli) -> None:
+    pytest.importorskip("optuna")
+    result = cli("sweep", "base.gin", "-m", "make_numbers.n=2,3,4", "--metric", "totl")
+    assert result.exit_code == 2, result.output
+    assert "--metric totl: trial-0000 completed without it (did you mean 'total'?)" in (
+        result.output
+    )
+    assert toy_project.calls("report") == 1  # not once per trial
+    [sweep] = toy_project.runs.glob("sweep-*")
+    results = json.loads((sweep / "sweep.json").read_text()).get("results") or {}
+    assert [t["state"] for t in results.get("trials", [])] == ["failed"]
