@@ -465,8 +465,7 @@ def _ginpipe_habit(text: str) -> str:
     name = dollar.group(1)
     if stripped.startswith("$"):
         return (
-            f"GinPipe's ${name} = ... is a gin macro here: write {name} = ... "
-            f"and use it as %{name}"
+            f"GinPipe's ${name} = ... is a gin macro here: write {name} = ... and use it as %{name}"
         )
     return f"GinPipe's ${name} is written %{name} in gin (a macro defined as {name} = ...)"
 
