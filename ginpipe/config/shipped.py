@@ -8,10 +8,10 @@ file where the folder has no ``configs/`` of its own.
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from ginpipe.base.atomic import atomic_write_bytes
 from ginpipe.base.errors import ConfigError
 from ginpipe.base.suggest import did_you_mean
 
@@ -86,8 +86,11 @@ def copy_shipped(name: str, destination: Path, *, force: bool = False) -> Path:
         hint = did_you_mean(name.removesuffix(SUFFIX), [c.name for c in shipped_configs()])
         raise ConfigError(f"no shipped config named {name!r}{hint}; see `ginpipe configs`")
     target = destination / source.name if destination.is_dir() else destination
+    if target.is_symlink():
+        # even with --force: writing through it would put the copy wherever the link points
+        raise ConfigError(f"{target} is a symbolic link; copy to a plain file name")
     if target.exists() and not force:
         raise ConfigError(f"{target} exists; pass --force to overwrite it")
     target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, target)
+    atomic_write_bytes(target, source.read_bytes())
     return target

@@ -148,6 +148,20 @@ def check_no_symlinks(run: RunDir) -> None:
                 )
 
 
+def check_contained(root: Path, path: Path) -> None:
+    """The folders between ``root`` and ``path`` (project, group, run) are real folders: a
+    symbolic link among them (a project folder linked elsewhere) would put runs outside
+    the root."""
+    current = root
+    for part in path.relative_to(root).parts:
+        current = current / part
+        if current.is_symlink():
+            raise RunDirError(
+                f"{current} is a symbolic link; runs are written only inside {root}: "
+                "make it a real folder, or pass --root where the runs should go"
+            )
+
+
 def make_run_dir(path: Path) -> None:
     """``mkdir -p`` of a run directory, with a one-line error naming the culprit."""
     if path.is_symlink():

@@ -179,6 +179,7 @@ def run_path(request: RunRequest, composition: Composition, ranks: distributed.R
     if request.group is not None:
         check_component(request.group, "group")
         project_dir = project_dir / request.group
+    rundir.check_contained(request.root, project_dir)
     name = request.name or distributed.scheduler_run_name() or distributed.launcher_run_name()
     if name:
         check_component(name, "--name")

@@ -12,7 +12,8 @@ from typing import Any
 
 from ginpipe.base.atomic import atomic_write_json
 from ginpipe.base.errors import ConfigError
-from ginpipe.runs.rundir import GROUP_FILE, now_iso
+from ginpipe.base.oserrors import check_component
+from ginpipe.runs.rundir import GROUP_FILE, check_contained, now_iso
 from ginpipe.sweep.space import Param, Space
 
 SWEEP_FILE = GROUP_FILE
@@ -106,7 +107,9 @@ def trial_name(number: int) -> str:
 
 def new_sweep_dir(root: Path, project: str) -> Path:
     """``ROOT/PROJECT/sweep-YYYYmmdd-HHMMSS`` (a suffix when that second is taken)."""
+    check_component(project, "--project")
     base = root / project
+    check_contained(root, base)
     base.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     for attempt in range(1000):

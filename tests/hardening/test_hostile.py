@@ -54,3 +54,37 @@ def test_a_sweep_metric_no_trial_reports_stops_at_the_first_trial(toy_project, c
     [sweep] = toy_project.runs.glob("sweep-*")
     results = json.loads((sweep / "sweep.json").read_text()).get("results") or {}
     assert [t["state"] for t in results.get("trials", [])] == ["failed"]
+
+
+def test_a_symlinked_project_folder_is_never_followed(toy_project, cli, tmp_path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    toy_project.root.mkdir(parents=True)
+    (toy_project.root / "linked").symlink_to(outside)
+    result = cli("run", "base.gin", "--project", "linked", "--name", "x")
+    assert result.exit_code == 2
+    assert_one_line_error(result.output, "linked is a symbolic link")
+    assert list(outside.iterdir()) == []
+
+
+@pytest.mark.parametrize("project", ["../../elsewhere", "linked"])
+def test_a_sweep_stays_inside_its_root(toy_project, cli, tmp_path, project: str) -> None:
+    pytest.importorskip("optuna")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    toy_project.root.mkdir(parents=True)
+    (toy_project.root / "linked").symlink_to(outside)
+    result = cli("sweep", "base.gin", "-m", "make_numbers.n=2,3", "--project", project)
+    assert result.exit_code == 2, result.output
+    assert list(outside.iterdir()) == []
+    assert not (toy_project.path.parent / "elsewhere").exists()
+    assert not (toy_project.path / "elsewhere").exists()
+
+
+def test_cp_never_writes_through_a_symbolic_link(toy_project, cli, tmp_path) -> None:
+    target = tmp_path / "outside.gin"
+    (toy_project.path / "mine.gin").symlink_to(target)  # dangling
+    result = cli("cp", "models/resnet.gin", "mine.gin", "--force")
+    assert result.exit_code == 2
+    assert_one_line_error(result.output, "mine.gin is a symbolic link")
+    assert not target.exists()
