@@ -127,7 +127,7 @@ def several_devices(bindings: str) -> bool:
 def _open_new_study(sweep: Sweep) -> None:
     """Create the study; a ``--storage`` URL that cannot hold one is one line, exit 2."""
     try:
-        open_study(sweep)
+        open_study(sweep, create=True)
     except GinpipeError:
         raise
     except Exception as e:

@@ -144,11 +144,13 @@ def sampler(sweep: Sweep, trial_number: int | None = None) -> optuna.samplers.Ba
     ...), and a restarted worker proposed trial 0's again. Seeded from the sweep's seed and
     the number of the trial it proposes, each trial draws its own numbers, the same whichever
     worker asks. TPE also counts the trials still running (``constant_liar``), so parallel
-    workers do not crowd one region.
+    workers do not crowd one region. The grid keeps the sweep's seed: it shuffles its points
+    with it, and every process must see the same order for trial N to take the N-th.
     """
-    seed = sweep.seed if trial_number is None else trial_seed(sweep.seed, trial_number)
     if sweep.sampler == "grid":
-        return GridSampler(sweep.space.grid(), seed=seed)
+        # one order of the grid for every process: trial N takes its N-th point
+        return GridSampler(sweep.space.grid(), seed=sweep.seed)
+    seed = sweep.seed if trial_number is None else trial_seed(sweep.seed, trial_number)
     if sweep.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
@@ -174,16 +176,36 @@ def check_choices(sweep: Sweep) -> None:
     parse_pruner(sweep.pruner)
 
 
-def open_study(sweep: Sweep) -> optuna.Study:
-    """The sweep's study (created on first use)."""
-    return optuna.create_study(
-        study_name=sweep.study_name,
-        storage=storage(sweep),
-        sampler=sampler(sweep),
-        pruner=pruner(sweep.pruner),
-        direction=sweep.direction,
-        load_if_exists=True,
-    )
+def open_study(sweep: Sweep, *, create: bool = False) -> optuna.Study:
+    """The sweep's study; ``create`` only when the sweep is made.
+
+    Every later open (a worker, ``--resume``, a trial) needs the study to be there: a
+    journal that was emptied or damaged would otherwise give a new, empty study, whose
+    trials would be proposed again and differ from what the trial folders hold.
+    """
+    if create:
+        return optuna.create_study(
+            study_name=sweep.study_name,
+            storage=storage(sweep),
+            sampler=sampler(sweep),
+            pruner=pruner(sweep.pruner),
+            direction=sweep.direction,
+        )
+    where = sweep.storage or sweep.storage_url
+    try:
+        return optuna.load_study(
+            study_name=sweep.study_name,
+            storage=storage(sweep),
+            sampler=sampler(sweep),
+            pruner=pruner(sweep.pruner),
+        )
+    except KeyError:
+        raise ConfigError(
+            f"the study of {sweep.dir} is not in {where} (emptied or replaced?); its trial "
+            "folders are kept, but the sweep cannot go on without its study"
+        ) from None
+    except (ValueError, UnicodeDecodeError) as e:  # a journal line that is not JSON
+        raise ConfigError(f"the study journal {where} is damaged: {e}") from None
 
 
 def started(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:

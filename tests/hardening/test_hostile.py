@@ -88,3 +88,19 @@ def test_cp_never_writes_through_a_symbolic_link(toy_project, cli, tmp_path) -> 
     assert result.exit_code == 2
     assert_one_line_error(result.output, "mine.gin is a symbolic link")
     assert not target.exists()
+
+
+@pytest.mark.parametrize("damage", ["", '{"op_code": 0, "worker_id": "x"\n', "garbage\n"])
+def test_a_damaged_study_journal_is_never_silently_started_over(
+    toy_project, cli, damage: str
+) -> None:
+    pytest.importorskip("optuna")
+    assert cli("sweep", "base.gin", "-m", "make_numbers.n=2,3").exit_code == 0
+    [sweep] = toy_project.runs.glob("sweep-*")
+    results = (sweep / "sweep.json").read_text()
+    (sweep / "study.journal").write_text(damage)
+    resumed = cli("sweep", "--resume", str(sweep))
+    assert resumed.exit_code == 2, resumed.output
+    assert "study" in resumed.output and len(resumed.output.strip().splitlines()) == 1
+    assert toy_project.calls("report") == 2  # no trial ran again
+    assert (sweep / "sweep.json").read_text() == results
