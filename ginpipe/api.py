@@ -21,6 +21,7 @@ from typing import Any
 
 import gin
 
+from ginpipe.runs.log import short_console_lines
 from ginpipe.runs.runner import RunRequest, execute_run, prepare
 
 
@@ -88,7 +89,8 @@ def _process_state_kept() -> Iterator[None]:
     environment = dict(os.environ)
     cwd = os.getcwd()
     try:
-        yield
+        with short_console_lines():
+            yield
     finally:
         gin.clear_config()
         for name in set(os.environ) - set(environment):

@@ -5,13 +5,14 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from loguru import logger
 
 CONSOLE_FORMAT = "<green>{time:HH:mm:ss}</green> <level>{level: <7}</level> {tag}{message}"
+PLAIN_FORMAT = "{time:HH:mm:ss} {level: <7} {tag}{message}"
 FILE_FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <7} | {tag}{message}"
 
 
@@ -24,6 +25,35 @@ def _formatter(template: str) -> Callable[[Any], str]:
         return template.replace("{tag}", tag) + "\n{exception}"
 
     return format_record
+
+
+_default_handler = 0  # loguru's own stderr handler, until ginpipe puts it back elsewhere
+
+
+@contextlib.contextmanager
+def short_console_lines() -> Iterator[None]:
+    """While ginpipe runs as a library (a notebook, a script), loguru's own default handler,
+    whose lines carry ``module:function:line`` and colour codes, gives way to the console
+    script's short ``time level message`` lines (colour only on a terminal). A handler the
+    user added themselves is left alone, and loguru's default is back afterwards."""
+    global _default_handler
+    try:
+        logger.remove(_default_handler)
+    except ValueError:  # the user configured loguru: their handlers, their format
+        yield
+        return
+    colour = sys.stderr.isatty()
+    short = logger.add(
+        lambda message: sys.stderr.write(message),
+        level="INFO",
+        format=_formatter(CONSOLE_FORMAT if colour else PLAIN_FORMAT),
+        colorize=colour,
+    )
+    try:
+        yield
+    finally:
+        logger.remove(short)
+        _default_handler = logger.add(sys.stderr)
 
 
 def setup_console(verbose: bool, rank: int = 0) -> None:

@@ -84,14 +84,14 @@ print(json.dumps({"accuracy": [first.metrics["accuracy"], second.metrics["accura
                   "tasks": [t["status"] for t in second.record["tasks"]]}))
 """
 
-SCORER = '''
+SCORER = """
 from ginpipe import task
 
 
 @task(writes=("metrics",))
 def score(state):
     return {"metrics": {"accuracy": 1.0}}
-'''
+"""
 
 
 def test_a_task_module_edited_and_reloaded_in_a_notebook_is_run_again(tmp_path: Path) -> None:
@@ -106,3 +106,33 @@ def test_a_task_module_edited_and_reloaded_in_a_notebook_is_run_again(tmp_path: 
     seen = json.loads(result.stdout.strip().splitlines()[-1])
     assert seen["accuracy"] == [1.0, 0.5]
     assert seen["tasks"] == ["completed"]
+
+
+KERNEL = """
+import sys, types
+sys.modules["ipykernel"] = types.ModuleType("ipykernel")  # as inside a Jupyter kernel
+sys.modules["ipywidgets"] = None  # which has no widgets installed
+import ginpipe
+run = ginpipe.run(["base", "models/resnet", "debug/fast"], mods=["Trainer.max_epochs=2"])
+print("status", run.status)
+from loguru import logger
+logger.info("the user's own line")
+"""
+
+
+def test_a_notebook_without_widgets_shows_epochs_and_short_log_lines(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", KERNEL], cwd=tmp_path, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    epochs = [line for line in result.stdout.splitlines() if line.startswith("epoch ")]
+    assert [line.split()[1] for line in epochs] == ["1/2", "2/2"]
+    assert "val_acc" in epochs[-1] and "train_loss" in epochs[-1]
+    assert "ipywidgets" not in result.stdout + result.stderr
+    ours = [line for line in result.stderr.splitlines() if "run completed" in line]
+    assert len(ours) == 1 and "\x1b[" not in ours[0] and " | " not in ours[0]
+    assert ours[0].split()[1] == "SUCCESS"
+    # loguru's own format is back for the user's lines once the run is over
+    [own] = [line for line in result.stderr.splitlines() if "the user's own line" in line]
+    assert " | INFO     | __main__:<module>:" in own

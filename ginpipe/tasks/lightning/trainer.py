@@ -19,6 +19,7 @@ from ginpipe.tasks.lightning.checkpoints import (
     BackgroundCheckpointIO,
     RelocatableModelCheckpoint,
 )
+from ginpipe.tasks.lightning.epoch_lines import EpochLines, needs_epoch_lines
 from ginpipe.tasks.lightning.quiet import silence_unactionable
 
 # Trainer arguments that fit decides; a binding would be silently overridden, so it is refused.
@@ -69,6 +70,9 @@ def build_trainer(run_dir: Path, callbacks: list[Callback], loggers: list[Logger
     }
     if not is_trainer_arg_bound("enable_progress_bar"):
         owned["enable_progress_bar"] = sys.stdout.isatty() or in_notebook()
+        if needs_epoch_lines():  # no widgets for the bar: plain lines instead
+            owned["enable_progress_bar"] = False
+            owned["callbacks"] = [*callbacks, EpochLines()]
     silence_unactionable()
     return configured(pl.Trainer)(**owned)
 
