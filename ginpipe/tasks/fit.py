@@ -44,6 +44,7 @@ from ginpipe.tasks.lightning.classifier import (
 )
 from ginpipe.tasks.lightning.csv_logger import ContinuingCSVLogger
 from ginpipe.tasks.lightning.factories import plain_factory
+from ginpipe.tasks.lightning.monitor_probe import check_monitor
 from ginpipe.tasks.lightning.reproducibility import (
     EpochSeeding,
     epoch_in_progress,
@@ -277,6 +278,11 @@ def fit(
     fit_logging_interval(trainer, len(train_loader))
 
     resume_from = find_resume_checkpoint(checkpoint_dir)
+    # A LightningModule's metric names are known only once it has logged them; under DDP,
+    # Lightning's own check after the first validation stands.
+    probe = is_lightning_module(model) and save_top_k != 0 and state.run.world_size == 1
+    if probe and resume_from is None:
+        check_monitor(monitor, module, train_set, val_set, trainer.accelerator)
     first_step = 0
     if resume_from is not None:
         first_step = prepare_resume(resume_from, module, train_sampler)

@@ -186,7 +186,8 @@ def test_operative_gin_of_the_default_pipeline_is_the_whole_config_that_ran(proj
 
 
 def test_a_monitor_the_module_never_logs_is_one_line_naming_what_it_logs(lit_project, cli):
-    """Known only once the module has validated; Lightning's own message suggests `log`."""
+    """Found by one probing step before training starts (Lightning would find it only after
+    a whole epoch, with a message suggesting `log`)."""
     project, tag = lit_project
     own = OWN.format(tag=tag, epochs=2).replace("'my_val_loss'", "'my_val_los'")
     project.write("own.gin", own)
@@ -196,3 +197,6 @@ def test_a_monitor_the_module_never_logs_is_one_line_naming_what_it_logs(lit_pro
     assert len(errors) == 1 and "Traceback" not in result.output, result.output
     assert "fit.monitor='my_val_los' is not a metric the model logs" in errors[0]
     assert "my_val_loss" in errors[0] and "HINT" not in errors[0]
+    assert "(did you mean 'my_val_loss'?)" in errors[0]
+    checkpoints = project.run_dir("lit") / "checkpoints"
+    assert not checkpoints.exists() or not any(checkpoints.iterdir())  # never trained
