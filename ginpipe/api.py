@@ -25,23 +25,31 @@ from ginpipe.runs.log import short_console_lines
 from ginpipe.runs.runner import RunRequest, execute_run, prepare
 
 
-def compose(configs: Sequence[str | Path], mods: Sequence[str] = ()) -> str:
+def compose(configs: Sequence[str | Path] | str | Path, mods: Sequence[str] | str = ()) -> str:
     """Validate configs as ``ginpipe config`` does; the composed bindings as gin text."""
     with _process_state_kept():
-        prepared = prepare(RunRequest(files=[str(c) for c in configs], mods=list(mods)))
+        prepared = prepare(RunRequest(files=_texts(configs), mods=_texts(mods)))
         return prepared.composition.bindings
 
 
+def _texts(values: Sequence[str | Path] | str | Path) -> list[str]:
+    """A list of configs or mods; one given alone (``"base"``, ``"LR=0.1"``) is a list of
+    one, never iterated letter by letter."""
+    if isinstance(values, (str, Path)):
+        return [str(values)]
+    return [str(value) for value in values]
+
+
 def run(
-    configs: Sequence[str | Path],
-    mods: Sequence[str] = (),
+    configs: Sequence[str | Path] | str | Path,
+    mods: Sequence[str] | str = (),
     *,
     root: str | Path = "experiments",
     name: str | None = None,
     project: str | None = None,
     group: str | None = None,
     use_cache: bool = True,
-    rerun: Sequence[str] = (),
+    rerun: Sequence[str] | str = (),
 ) -> Any:
     """Run a pipeline in this process, as ``ginpipe run`` does; returns the finished run
     (``ginpipe.load_run`` of its directory: ``.dir``, ``.status``, ``.metrics``, ...).
@@ -50,26 +58,28 @@ def run(
     ``ginpipe.resume(run.dir)``. ``group`` puts the run in a folder of runs inside the
     project (``ROOT/PROJECT/GROUP/NAME``, as a sweep's trials are).
     """
+    files, mod_list = _texts(configs), _texts(mods)
     request = RunRequest(
-        files=[str(c) for c in configs],
-        mods=list(mods),
+        files=files,
+        mods=mod_list,
         name=name,
         project=project,
         group=group,
         root=Path(root),
         use_cache=use_cache,
-        rerun=list(rerun),
-        argv=["ginpipe.run", *map(str, configs), *(f"--mod={m}" for m in mods)],
+        rerun=_texts(rerun),
+        argv=["ginpipe.run", *files, *(f"--mod={m}" for m in mod_list)],
     )
     return _execute(request)
 
 
-def resume(run_dir: str | Path, mods: Sequence[str] = ()) -> Any:
+def resume(run_dir: str | Path, mods: Sequence[str] | str = ()) -> Any:
     """Continue a run in its own directory, as ``ginpipe resume`` does."""
+    mod_list = _texts(mods)
     request = RunRequest(
-        mods=list(mods),
+        mods=mod_list,
         resume=Path(run_dir),
-        argv=["ginpipe.resume", str(run_dir), *(f"--mod={m}" for m in mods)],
+        argv=["ginpipe.resume", str(run_dir), *(f"--mod={m}" for m in mod_list)],
     )
     return _execute(request)
 

@@ -136,3 +136,11 @@ def test_a_notebook_without_widgets_shows_epochs_and_short_log_lines(tmp_path: P
     # loguru's own format is back for the user's lines once the run is over
     [own] = [line for line in result.stderr.splitlines() if "the user's own line" in line]
     assert " | INFO     | __main__:<module>:" in own
+
+
+def test_a_single_config_or_mod_is_one_not_a_list_of_letters(toy_project) -> None:
+    import ginpipe
+
+    text = ginpipe.compose("base.gin", "make_numbers.n=7")
+    assert "make_numbers.n = 7" in text
+    assert ginpipe.compose(Path("base.gin"), ["make_numbers.n=7"]) == text
