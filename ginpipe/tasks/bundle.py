@@ -215,9 +215,24 @@ def _plain(value: Any, original: Any) -> Any:
 # --- reading ---------------------------------------------------------------------------------
 
 
+def _run_status(run_dir: Path) -> str | None:
+    try:
+        status = json.loads((run_dir / "run.json").read_text()).get("status")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return status if isinstance(status, str) else None
+
+
 def read_bundle(run_dir: Path) -> Bundle:
     """The bundle of a run, its files checked; ``ConfigError`` naming what is missing."""
     path = run_dir / MODEL_DIR / MODEL_JSON
+    status = _run_status(run_dir)
+    if not path.is_file() and status not in (None, "completed"):
+        # a failed or interrupted run: its fit (or a step before) has to finish first
+        raise ConfigError(
+            f"{run_dir} has no model: the run is {status}; continue it with: "
+            f"ginpipe resume {run_dir}"
+        )
     if not path.is_file():
         raise ConfigError(
             f"{run_dir} has no {MODEL_DIR}/{MODEL_JSON}: its evaluate step has not run (or "

@@ -104,3 +104,40 @@ def test_a_damaged_study_journal_is_never_silently_started_over(
     assert "study" in resumed.output and len(resumed.output.strip().splitlines()) == 1
     assert toy_project.calls("report") == 2  # no trial ran again
     assert (sweep / "sweep.json").read_text() == results
+
+
+@pytest.mark.parametrize(
+    ("configs", "mod"),
+    [
+        (("base", "data/audio", "models/audio_cnn"), "log_mel.n_mels=0"),
+        (("base", "data/audio", "models/audio_cnn"), "log_mel.hop_length=-1"),
+        (("base", "models/resnet"), "ResNet.width=-3"),
+    ],
+)
+def test_a_size_that_cannot_be_is_refused_before_work(project_folder, cli, configs, mod) -> None:
+    """These once failed deep inside torch after the data steps had run."""
+    result = cli("config", *configs, "-m", mod)
+    assert result.exit_code == 2, result.output
+    assert_one_line_error(result.output, f"{mod}: must be > 0")
+
+
+def test_a_failed_run_asked_for_predictions_says_to_resume_it(toy_project, tmp_path) -> None:
+    from ginpipe.base.errors import ConfigError
+    from ginpipe.tasks.bundle import read_bundle
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({"status": "failed"}))
+    with pytest.raises(ConfigError) as info:
+        read_bundle(run)
+    assert str(info.value) == f"{run} has no model: the run is failed; continue it with: " + (
+        f"ginpipe resume {run}"
+    )
+    assert "--rerun" not in str(info.value)
+
+
+@pytest.fixture
+def project_folder(tmp_path, monkeypatch):
+    """An empty folder of the user's: `base` and the other configs are the shipped ones."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

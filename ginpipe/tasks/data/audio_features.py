@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Annotated
 
 import gin
 import numpy as np
 import torch
 
-from ginpipe import ConfigError
+from ginpipe import ConfigError, Positive
 
 AMIN = 1e-10  # floor before the logarithm (librosa's power_to_db default)
 
@@ -28,11 +29,11 @@ AMIN = 1e-10  # floor before the logarithm (librosa's power_to_db default)
 class LogMel:
     """(..., samples) audio -> (..., n_mels, frames) log-mel power in dB."""
 
-    sample_rate: int = 16000
-    n_fft: int = 512
-    hop_length: int = 256
-    win_length: int | None = None
-    n_mels: int = 64
+    sample_rate: Annotated[int, Positive] = 16000
+    n_fft: Annotated[int, Positive] = 512
+    hop_length: Annotated[int, Positive] = 256
+    win_length: Annotated[int, Positive] | None = None
+    n_mels: Annotated[int, Positive] = 64
     f_min: float = 0.0
     f_max: float | None = None
     power: float = 2.0
@@ -84,11 +85,11 @@ class LogMel:
 class MFCC:
     """(..., samples) audio -> (..., n_mfcc, frames): DCT-II (orthonormal) of the log-mel."""
 
-    n_mfcc: int = 20
-    sample_rate: int = 16000
-    n_fft: int = 512
-    hop_length: int = 256
-    n_mels: int = 64
+    n_mfcc: Annotated[int, Positive] = 20
+    sample_rate: Annotated[int, Positive] = 16000
+    n_fft: Annotated[int, Positive] = 512
+    hop_length: Annotated[int, Positive] = 256
+    n_mels: Annotated[int, Positive] = 64
     f_min: float = 0.0
     f_max: float | None = None
     top_db: float | None = 80.0
@@ -168,11 +169,11 @@ def dct_matrix(n: int) -> np.ndarray:
 
 @gin.configurable
 def log_mel(
-    sample_rate: int = 16000,
-    n_fft: int = 512,
-    hop_length: int = 256,
-    win_length: int | None = None,
-    n_mels: int = 64,
+    sample_rate: Annotated[int, Positive] = 16000,
+    n_fft: Annotated[int, Positive] = 512,
+    hop_length: Annotated[int, Positive] = 256,
+    win_length: Annotated[int, Positive] | None = None,
+    n_mels: Annotated[int, Positive] = 64,
     f_min: float = 0.0,
     f_max: float | None = None,
     power: float = 2.0,
@@ -184,11 +185,11 @@ def log_mel(
 
 @gin.configurable
 def mfcc(
-    n_mfcc: int = 20,
-    sample_rate: int = 16000,
-    n_fft: int = 512,
-    hop_length: int = 256,
-    n_mels: int = 64,
+    n_mfcc: Annotated[int, Positive] = 20,
+    sample_rate: Annotated[int, Positive] = 16000,
+    n_fft: Annotated[int, Positive] = 512,
+    hop_length: Annotated[int, Positive] = 256,
+    n_mels: Annotated[int, Positive] = 64,
     f_min: float = 0.0,
     f_max: float | None = None,
     top_db: float | None = 80.0,

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Annotated
 
 import gin
 from torch import Tensor, nn
 
-from ginpipe import ConfigError
+from ginpipe import ConfigError, Positive
 
 # Inputs at least this large get a strided stem; smaller ones keep every pixel for the stages.
 STEM_DOWNSAMPLE_MIN_SIZE = 64
@@ -61,7 +62,7 @@ class ResNet(nn.Module):
         num_classes: int,
         input_shape: Sequence[int],
         *,
-        width: int = 32,
+        width: Annotated[int, Positive] = 32,
         blocks_per_stage: Sequence[int] = (2, 2, 2),
         downsample_stem: bool | None = None,
     ) -> None:
