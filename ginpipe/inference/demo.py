@@ -8,7 +8,9 @@ Gradio is an optional extra: ``pip install "ginpipe[demo]"``.
 
 from __future__ import annotations
 
+import errno
 import importlib.util
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +75,31 @@ def build_app(run_dir: Path) -> Any:
     )
 
 
+def check_address(host: str, port: int) -> None:
+    """The port is a port and free on ``host``: checked before the model is loaded, so a
+    mistake is one line instead of a server's traceback."""
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"--port must be in 1..65535, got {port}")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            reason = "in use" if error.errno == errno.EADDRINUSE else (error.strerror or "")
+            raise ConfigError(
+                f"cannot listen on {host}:{port}: {reason}; choose another with --port"
+            ) from None
+
+
 def serve(run_dir: Path, host: str = "127.0.0.1", port: int = 7860) -> None:
-    """Start the app and block until interrupted."""
+    """Start the app, say where it is, and block until interrupted."""
+    check_address(host, port)
     app = build_app(run_dir)
-    app.launch(server_name=host, server_port=port, share=False, quiet=True)
+    app.launch(
+        server_name=host, server_port=port, share=False, quiet=True, prevent_thread_lock=True
+    )
+    print(f"demo of {run_dir.name} at http://{host}:{port}/ (Ctrl-C stops it)", flush=True)
+    try:
+        app.block_thread()
+    finally:
+        app.close()

@@ -141,3 +141,18 @@ def project_folder(tmp_path, monkeypatch):
     """An empty folder of the user's: `base` and the other configs are the shipped ones."""
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+def test_a_demo_port_out_of_range_or_in_use_is_one_line(cli, tmp_path) -> None:
+    import socket
+
+    result = cli("demo", str(tmp_path), "--port", "99999")
+    assert result.exit_code == 2
+    assert_one_line_error(result.output, "--port must be in 1..65535, got 99999")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = cli("demo", str(tmp_path), "--port", str(port))
+    assert result.exit_code == 2
+    assert_one_line_error(result.output, f"cannot listen on 127.0.0.1:{port}: in use")
