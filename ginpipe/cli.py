@@ -169,12 +169,10 @@ def config(configs: Configs, mod: Mods = None, verbose: Verbose = False) -> None
 @app.command("configs")
 def list_configs() -> None:
     """The shipped configs, each with its first comment line; use them by name."""
+    from ginpipe.base.tables import render_table
     from ginpipe.config.shipped import shipped_configs
 
-    found = shipped_configs()
-    width = max(len(c.name) for c in found)
-    for shipped in found:
-        typer.echo(f"{shipped.name:<{width}}  {shipped.summary}")
+    typer.echo(render_table([(c.name, c.summary) for c in shipped_configs()]))
 
 
 @app.command("cp")

@@ -37,6 +37,7 @@ from pathlib import PurePath
 from typing import Any
 
 from ginpipe.base.errors import ConfigError
+from ginpipe.base.suggest import did_you_mean
 from ginpipe.config import ginapi
 
 __all__ = [
@@ -271,8 +272,28 @@ def problem(value: Any, hint: Any) -> str | None:
     if isinstance(verdict, str):
         return verdict
     if verdict is False:
-        return f"expected {describe(hint)}"
+        return f"expected {describe(hint)}{_closest_literal(value, hint)}"
     return None
+
+
+def _closest_literal(value: Any, hint: Any) -> str:
+    """`` (did you mean 'max'?)`` for a string near one a ``Literal`` in ``hint`` allows: a
+    typo in a choice (``split_dataset.method = 'stratifed'``) gets the right spelling."""
+    if not isinstance(value, str):
+        return ""
+    return did_you_mean(value, [a for a in _literals(hint) if isinstance(a, str)])
+
+
+def _literals(hint: Any) -> list[Any]:
+    """The values the ``Literal`` parts of ``hint`` allow (through ``Annotated`` and unions)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Annotated:
+        return _literals(args[0])
+    if origin is typing.Union or isinstance(hint, types.UnionType):
+        return [allowed for member in args for allowed in _literals(member)]
+    if origin is typing.Literal:
+        return list(args)
+    return []
 
 
 def _verdict(value: Any, hint: Any) -> bool | str | _Unrelated | None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ginpipe.base.errors import UndeclaredKeyError
+from ginpipe.core.store import CACHE_DIR
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,13 @@ class RunContext:
     def is_main(self) -> bool:
         """Only the global rank 0 writes run files, metrics and plots."""
         return self.rank == 0
+
+    @property
+    def cache_dir(self) -> Path:
+        """ROOT/.cache, the artifact store every run of the root shares: a task keeps its
+        own caches beside the store (``extract_features``: ROOT/.cache/features)."""
+        root = self.root if self.root is not None else Path(self.dir).absolute().parent.parent
+        return Path(root).absolute() / CACHE_DIR
 
 
 class State(Mapping[str, Any]):

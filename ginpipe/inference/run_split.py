@@ -16,13 +16,12 @@ import numpy as np
 from loguru import logger
 
 from ginpipe.base.errors import ConfigError
-from ginpipe.core.store import ArtifactStore, SaveResult
+from ginpipe.core.store import CACHE_DIR, ArtifactStore, SaveResult
 from ginpipe.inference.inputs import Items
 from ginpipe.runs import rundir
 from ginpipe.tasks.bundle import Bundle
 
 SPLITS = ("train", "val", "test")
-CACHE_DIR = ".cache"
 
 
 def split_items(bundle: Bundle, split: str) -> Items:

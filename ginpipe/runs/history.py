@@ -15,6 +15,7 @@ from typing import Any
 
 from ginpipe.base.errors import ConfigError, DamagedRunError, GinpipeError
 from ginpipe.base.suggest import did_you_mean
+from ginpipe.base.tables import render_table
 from ginpipe.config.gintext import GinSyntaxError, split_statements
 from ginpipe.runs import rundir
 
@@ -134,9 +135,10 @@ def _check_keys_exist(projects: list[Path], keys: list[str]) -> None:
 
 
 def format_table(runs: list[RunInfo]) -> str:
+    """``ginpipe runs``: one line per run, then why each damaged one is."""
     if not runs:
         return "no runs found"
-    rows = [("RUN", "STATUS", "STARTED", "DURATION", "METRIC")]
+    rows: list[tuple[str, ...]] = []
     for run in runs:
         record = run.record
         metric_name = str(record.get("main_metric", ""))
@@ -152,8 +154,7 @@ def format_table(runs: list[RunInfo]) -> str:
                 metric,
             )
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines = [render_table(rows, ("RUN", "STATUS", "STARTED", "DURATION", "METRIC"))]
     lines += [f"damaged: {run.damage}" for run in runs if run.damage]
     return "\n".join(lines)
 
@@ -232,11 +233,12 @@ def _age(seconds: float) -> str:
 
 
 def format_cache(root: Path) -> str:
+    """``ginpipe cache ls``: the entries, most recently used first, and their total size."""
     entries = _store(root).entries()
     if not entries:
         return "cache is empty"
     now = time.time()
-    rows = [("KEY", "TASK", "SIZE", "CREATED", "LAST USED")]
+    rows: list[tuple[str, ...]] = []
     for e in sorted(entries, key=lambda e: e.last_used, reverse=True):
         rows.append(
             (
@@ -248,9 +250,8 @@ def format_cache(root: Path) -> str:
             )
         )
     total = sum(e.size for e in entries)
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    return "\n".join([*lines, f"{len(entries)} entries, {_human(total)}"])
+    table = render_table(rows, ("KEY", "TASK", "SIZE", "CREATED", "LAST USED"))
+    return "\n".join([table, f"{len(entries)} entries, {_human(total)}"])
 
 
 def prune_cache(root: Path, older_than: str | None, max_size: str | None, dry_run: bool) -> str:

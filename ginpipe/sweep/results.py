@@ -19,6 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from ginpipe.base.atomic import atomic_write_bytes
 from ginpipe.base.errors import ConfigError
+from ginpipe.base.tables import render_table
 from ginpipe.runs import rundir
 from ginpipe.sweep import definition
 from ginpipe.sweep.definition import Sweep, trial_name
@@ -147,7 +148,7 @@ def format_table(sweep: Sweep, found: list[Row]) -> str:
         return f"no trials yet in {sweep.dir}"
     keys = [p.key for p in sweep.space.params]
     header = ("TRIAL", "STATE", *keys, sweep.metric.upper(), "DURATION")
-    table = [header]
+    table: list[tuple[str, ...]] = []
     for row in found:
         table.append(
             (
@@ -158,7 +159,7 @@ def format_table(sweep: Sweep, found: list[Row]) -> str:
                 f"{row.duration_s:.1f}s" if row.duration_s is not None else "-",
             )
         )
-    lines = _columns(table)
+    lines = [render_table(table, header)]
     counts = results(sweep, found)["counts"]
     summary = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
     lines.append(
@@ -178,16 +179,12 @@ def _by_configuration(sweep: Sweep, found: list[Row], keys: list[str], seed: str
             groups.setdefault(tuple(row.values.get(k, "-") for k in others), []).append(row.value)
     reverse = sweep.direction == "maximize"
     ordered = sorted(groups.items(), key=lambda item: statistics.fmean(item[1]), reverse=reverse)
-    table = [(*others, f"{sweep.metric.upper()} MEAN", "STD", f"N ({seed})")]
+    header = (*others, f"{sweep.metric.upper()} MEAN", "STD", f"N ({seed})")
+    table: list[tuple[str, ...]] = []
     for config, values in ordered:
         std = statistics.stdev(values) if len(values) > 1 else 0.0
         table.append((*config, f"{statistics.fmean(values):.4f}", f"{std:.4f}", str(len(values))))
-    return [f"per configuration, over {seed}:", *_columns(table)]
-
-
-def _columns(table: list[tuple[str, ...]]) -> list[str]:
-    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
-    return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in table]
+    return [f"per configuration, over {seed}:", render_table(table, header)]
 
 
 def draw_plots(sweep: Sweep, found: list[Row]) -> list[Path]:

@@ -18,20 +18,18 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 
-from ginpipe import ConfigError, DataError, TaskView, task
+from ginpipe import ConfigError, DataError, NonNegative, Positive, TaskView, task
 from ginpipe.tasks.data import audio_features, callables
-from ginpipe.tasks.data.choices import check_choice
 from ginpipe.tasks.data.decoders import ImageDecoder
-from ginpipe.tasks.data.extraction import CONTEXTS, extract, feature_key
-from ginpipe.tasks.data.shards import VERIFY_MODES
+from ginpipe.tasks.data.extraction import Context, extract, feature_key
+from ginpipe.tasks.data.shards import VerifyMode
 from ginpipe.tasks.split import SPLIT_NAMES
 
-# Beside the artifact store: ROOT/.cache/features/<feature key>/ (ROOT/PROJECT/NAME is a run)
-CACHE_DIR = ".cache"
+# Beside the artifact store: ROOT/.cache/features/<feature key>/ (RunContext.cache_dir)
 FEATURES_DIR = "features"
 # Importing this module registers log_mel and mfcc with gin (`extract_features.function`).
 REGISTERS = (audio_features.log_mel, audio_features.mfcc)
@@ -44,11 +42,11 @@ def extract_features(
     *,
     function: Callable[[np.ndarray], np.ndarray] | None = None,
     decoder: Callable[[str], np.ndarray] | None = None,
-    shard_size: int = 256,
-    workers: int | None = None,
-    multiprocessing_context: str = "fork",
+    shard_size: Annotated[int, Positive] = 256,
+    workers: Annotated[int, NonNegative] | None = None,
+    multiprocessing_context: Context = "fork",
     normalize: bool = True,
-    verify: str = "stat",
+    verify: VerifyMode = "stat",
     store: str | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -75,10 +73,6 @@ def extract_features(
     """
     if function is None:
         raise ConfigError(NO_FUNCTION)
-    check_choice(multiprocessing_context, CONTEXTS, "extract_features.multiprocessing_context")
-    check_choice(verify, VERIFY_MODES, "extract_features.verify")
-    if shard_size < 1:
-        raise ConfigError(f"extract_features.shard_size must be at least 1, got {shard_size}")
     dataset, splits = state["dataset"], state["splits"]
     if dataset["kind"] != "files":
         raise ConfigError(
@@ -139,18 +133,13 @@ def _decoder_spec(dataset: dict, decoder: Callable[[str], np.ndarray] | None) ->
 
 def _default_store(state: TaskView) -> Path:
     try:
-        run_dir = Path(state.run.dir).absolute()
-        root = state.run.root
+        return state.run.cache_dir / FEATURES_DIR
     except RuntimeError:
         raise ConfigError("extract_features.store is needed outside a run") from None
-    root = Path(root).absolute() if root is not None else run_dir.parent.parent
-    return root / CACHE_DIR / FEATURES_DIR
 
 
 def _workers(workers: int | None) -> int:
     if workers is not None:
-        if workers < 0:
-            raise ConfigError(f"extract_features.workers must be >= 0, got {workers}")
         return workers
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 

@@ -63,7 +63,6 @@ from ginpipe.tasks.models import factory_name, model_record
 
 CHECKPOINT_DIR = "checkpoints"
 LOG_DIR = "logs"
-MULTIPROCESSING_CONTEXTS = (None, "spawn", "fork", "forkserver")
 NO_MODEL = "no model chosen: add a model config, e.g. configs/models/resnet.gin"
 
 
@@ -230,9 +229,6 @@ def fit(
     if model is None:
         raise ConfigError(NO_MODEL)
     check_fit_config()
-    check_choice("scheduler_interval", scheduler_interval, ("step", "epoch"))
-    check_choice("monitor_mode", monitor_mode, ("min", "max"))
-    check_choice("multiprocessing_context", multiprocessing_context, MULTIPROCESSING_CONTEXTS)
     data, seed, run_dir = state["data"], state["seed"], Path(state.run.dir)
     train_set, val_set = make_dataset(data, "train"), make_dataset(data, "val")
     if len(train_set) == 0 or len(val_set) == 0:
@@ -303,11 +299,6 @@ def fit(
 
 
 # A run directory's checkpoints hold only for the data they were trained on.
-
-
-def check_choice(parameter: str, value: Any, choices: Sequence[Any]) -> None:
-    if value not in choices:
-        raise ConfigError(f"fit.{parameter} must be one of {list(choices)}, got {value!r}")
 
 
 def seeded_loader(dataset: Dataset, seed: int, **options: Any) -> DataLoader:

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from ginpipe import ConfigError, DataError, TaskView, task
 from ginpipe.tasks.data import callables
-from ginpipe.tasks.data.choices import check_choice
 from ginpipe.tasks.data.decoders import (
     ARRAY_EXTENSIONS,
     AUDIO_EXTENSIONS,
@@ -33,8 +32,10 @@ from ginpipe.tasks.data.tables import (
 if TYPE_CHECKING:
     import pandas as pd
 
-# Bundled with scikit-learn: they work offline (the fetch_* datasets download).
-SKLEARN_LOADERS = {
+# Bundled with scikit-learn: they work offline (the fetch_* datasets download). Another
+# name is refused before any task runs, with a did-you-mean (ginpipe/config/checks.py).
+SklearnDataset = Literal["digits", "wine", "breast_cancer", "iris"]
+SKLEARN_LOADERS: dict[SklearnDataset, str] = {
     "digits": "load_digits",
     "wine": "load_wine",
     "breast_cancer": "load_breast_cancer",
@@ -45,7 +46,9 @@ RESERVED_COLUMNS = ("path", "y")  # the columns every files table already has
 
 
 @task(writes=("dataset",))
-def load_sklearn(state: TaskView, *, name: str = "digits", as_images: bool = True) -> dict:
+def load_sklearn(
+    state: TaskView, *, name: SklearnDataset = "digits", as_images: bool = True
+) -> dict:
     """One of scikit-learn's bundled datasets as arrays.
 
     With ``as_images`` the digits come as (N, 1, 8, 8) images for convolutional models; the
@@ -54,7 +57,6 @@ def load_sklearn(state: TaskView, *, name: str = "digits", as_images: bool = Tru
     import pandas as pd
     from sklearn import datasets
 
-    check_choice(name, SKLEARN_LOADERS, "load_sklearn.name")
     bunch = getattr(datasets, SKLEARN_LOADERS[name])()
     features = bunch.images[:, np.newaxis] if as_images and "images" in bunch else bunch.data
     dataset = arrays_dataset(

@@ -7,30 +7,42 @@ rest, so changing ``val_size`` never moves a row into or out of the test set.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import re
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, get_args
 
 import numpy as np
 from loguru import logger
 
-from ginpipe import ConfigError, DataError, TaskView, task
-from ginpipe.tasks.data.choices import check_choice
+from ginpipe import ConfigError, DataError, TaskView, bound_value, task
 
 if TYPE_CHECKING:
     import pandas as pd
 
 
-SPLIT_METHODS = ("random", "stratified", "group", "kfold", "regex", "column")
+# A typo is refused before any task runs, with a did-you-mean (ginpipe/config/checks.py).
+SplitMethod = Literal["random", "stratified", "group", "kfold", "regex", "column"]
 DEFAULT_COLUMN = {"group": "group", "regex": "path", "column": "split"}
 SPLIT_NAMES = ("train", "val", "test")
 
 
-@task(reads=("dataset",), writes=("splits",))
+def check_split_config() -> None:
+    """The rules between the sizes, checked against the config before any task runs."""
+    defaults = {n: p.default for n, p in inspect.signature(split_dataset).parameters.items()}
+    values = {
+        name: bound_value(split_dataset, name, defaults[name])
+        for name in ("method", "test_size", "val_size", "n_splits", "fold")
+    }
+    if all(isinstance(value, (str, int, float)) for value in values.values()):
+        _check_sizes(**values)  # a reference (@f()) is only known when the task runs
+
+
+@task(reads=("dataset",), writes=("splits",), check=check_split_config)
 def split_dataset(
     state: TaskView,
     *,
-    method: str = "stratified",
+    method: SplitMethod = "stratified",
     test_size: float = 0.2,
     val_size: float = 0.1,
     seed: int = 0,
@@ -56,7 +68,8 @@ def split_dataset(
     purpose; any other empty split is an error. ``seed`` is separate from the global seed so
     the split stays put when the training seed changes.
     """
-    check_choice(method, SPLIT_METHODS, "split_dataset.method")
+    if method not in get_args(SplitMethod):  # a direct call, which no config check saw
+        raise ConfigError(f"split_dataset.method={method!r}: one of {get_args(SplitMethod)}")
     _check_sizes(method, test_size, val_size, n_splits, fold)
     dataset = state["dataset"]
     labels, columns = _labels_and_columns(dataset)
@@ -94,22 +107,35 @@ def split_dataset(
 
 
 def _check_sizes(method: str, test_size: float, val_size: float, n_splits: int, fold: int) -> None:
+    """Sizes whose valid range depends on the method or on each other (no type says it);
+    ``binding`` lets the runner name the file and line that set the value."""
     if not 0 <= val_size < 1:
-        raise ConfigError(f"split_dataset.val_size must be in [0, 1), got {val_size}")
+        raise ConfigError(
+            f"split_dataset.val_size must be in [0, 1), got {val_size}",
+            binding="split_dataset.val_size",
+        )
     if method == "kfold":
         if n_splits < 2:
-            raise ConfigError(f"split_dataset.n_splits must be at least 2, got {n_splits}")
+            raise ConfigError(
+                f"split_dataset.n_splits must be at least 2, got {n_splits}",
+                binding="split_dataset.n_splits",
+            )
         if not 0 <= fold < n_splits:
             raise ConfigError(
                 f"split_dataset.fold must be in [0, {n_splits - 1}] for n_splits={n_splits}, "
-                f"got {fold}"
+                f"got {fold}",
+                binding="split_dataset.fold",
             )
     elif method in ("random", "stratified", "group"):
         if not 0 < test_size < 1:
-            raise ConfigError(f"split_dataset.test_size must be in (0, 1), got {test_size}")
+            raise ConfigError(
+                f"split_dataset.test_size must be in (0, 1), got {test_size}",
+                binding="split_dataset.test_size",
+            )
         if test_size + val_size >= 1:
             raise ConfigError(
-                f"split_dataset.test_size + val_size must be below 1, got {test_size} + {val_size}"
+                f"split_dataset.test_size + val_size must be below 1, got {test_size} + {val_size}",
+                binding="split_dataset.test_size",
             )
 
 

@@ -19,14 +19,15 @@ from loguru import logger
 from torch.utils.data import DataLoader
 
 from ginpipe.base.errors import ConfigError, DataError
-from ginpipe.core.state import State, TaskView
+from ginpipe.core.state import RunContext, State, TaskView
+from ginpipe.core.store import CACHE_DIR
 from ginpipe.tasks.data import callables
 from ginpipe.tasks.data.audio_features import LogMel
 from ginpipe.tasks.data.datasets import make_dataset
 from ginpipe.tasks.data.decoders import AudioDecoder
 from ginpipe.tasks.data.extraction import extract, feature_key
 from ginpipe.tasks.data.shards import ShardStore
-from ginpipe.tasks.extract import extract_features
+from ginpipe.tasks.extract import _default_store, extract_features
 from ginpipe.tasks.features import make_features
 from ginpipe.tasks.load import load_table
 from ginpipe.tasks.split import split_dataset
@@ -160,6 +161,32 @@ def test_a_process_pool_computes_what_this_process_computes(events: Path, tmp_pa
 def test_store_is_required_outside_a_run(events: Path) -> None:
     with pytest.raises(ConfigError, match=r"extract_features\.store is needed outside a run"):
         pipeline_data(events, store="")  # type: ignore[arg-type]
+
+
+def test_the_default_store_is_beside_the_roots_artifact_store(tmp_path: Path) -> None:
+    run_dir = tmp_path / "root" / "proj" / "sweep" / "trial-0000"
+    for root, expected in ((None, run_dir.parent.parent), (tmp_path / "root", tmp_path / "root")):
+        run = RunContext(dir=run_dir, name="trial-0000", project="proj", root=root)
+        view = TaskView(State(run=run), "extract_features", ())
+        assert _default_store(view) == expected / CACHE_DIR / "features"
+
+
+@pytest.mark.parametrize(
+    ("mod", "message"),
+    [
+        ("extract_features.shard_size=0", "must be > 0"),
+        ("extract_features.workers=-1", "must be >= 0"),
+        ("extract_features.verify='sha'", "one of 'stat', 'sha256' (did you mean 'sha256'?)"),
+    ],
+)
+def test_bad_settings_from_a_config_are_one_line_before_any_task(
+    toy_project, cli, mod: str, message: str
+) -> None:
+    result = cli("run", "configs/base", "data/audio", "models/audio_cnn", "--mod", mod)
+    assert result.exit_code == 2, result.output
+    [line] = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert f"{mod}: " in line and line.endswith(message)
+    assert not toy_project.root.exists()  # no run directory, no cache: nothing ran
 
 
 # --- per-item cache ------------------------------------------------------------------------

@@ -51,9 +51,13 @@ def test_tabular_dataset_ignores_as_images() -> None:
     assert call(load_sklearn, name="iris", as_images=True)["X"].shape == (150, 4)
 
 
-def test_unknown_dataset_suggests_the_closest_name() -> None:
-    with pytest.raises(ConfigError, match="did you mean 'digits'"):
-        call(load_sklearn, name="digts")
+def test_unknown_dataset_suggests_the_closest_name(toy_project, cli) -> None:
+    result = cli("run", "configs/base", "models/mlp", "--mod", "load_sklearn.name='digts'")
+    assert result.exit_code == 2, result.output
+    [line] = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert "load_sklearn.name='digts': expected one of 'digits', 'wine'" in line
+    assert line.endswith("(did you mean 'digits'?)")
+    assert not toy_project.root.exists()  # refused before any task ran
 
 
 # --- load_table ----------------------------------------------------------------------------

@@ -159,9 +159,39 @@ def test_too_few_rows_for_a_nonempty_val() -> None:
         split(arrays_dataset(balanced_labels(20, 2)), method="random", val_size=0.01)
 
 
-def test_unknown_method_suggests_the_closest() -> None:
-    with pytest.raises(ConfigError, match="did you mean 'stratified'"):
-        split(arrays_dataset(balanced_labels()), method="stratifed")
+def refused_before_any_task(toy_project, cli, mod: str) -> str:
+    """The one error line of a run refused with exit 2 before any task ran."""
+    result = cli("run", "configs/base", "models/mlp", "--mod", mod)
+    assert result.exit_code == 2, result.output
+    [line] = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert not toy_project.root.exists()  # no run directory, no cache: nothing ran
+    return line
+
+
+def test_unknown_method_suggests_the_closest(toy_project, cli) -> None:
+    line = refused_before_any_task(toy_project, cli, "split_dataset.method='stratifed'")
+    assert "split_dataset.method='stratifed': expected one of 'random', 'stratified'" in line
+    assert line.endswith("(did you mean 'stratified'?)")
+
+
+@pytest.mark.parametrize(
+    ("mod", "message"),
+    [
+        ("split_dataset.test_size=1.0", "split_dataset.test_size must be in (0, 1), got 1.0"),
+        ("split_dataset.val_size=-0.1", "split_dataset.val_size must be in [0, 1), got -0.1"),
+    ],
+)
+def test_sizes_from_a_config_are_refused_before_any_task(toy_project, cli, mod, message) -> None:
+    line = refused_before_any_task(toy_project, cli, mod)
+    assert line == f"error: --mod '{mod}': {message}"
+
+
+def test_fold_and_n_splits_from_a_config_are_checked_together(toy_project, cli) -> None:
+    toy_project.write("folds.gin", "split_dataset.method = 'kfold'\nsplit_dataset.fold = 5\n")
+    result = cli("run", "configs/base", "models/mlp", "folds.gin")
+    assert result.exit_code == 2, result.output
+    assert "folds.gin:2: split_dataset.fold must be in [0, 4] for n_splits=5" in result.output
+    assert not toy_project.root.exists()
 
 
 @pytest.mark.parametrize(

@@ -58,7 +58,14 @@ def test_values_the_callee_accepts_pass(value: Any, hint: Any) -> None:
         ("abc", Union[float, Tensorish], "expected float or Tensorish"),
         ("False", Optional[bool], "expected bool or None"),
         ("max", Literal["min", "max", "mean"] | None, None),
-        ("maximum", Literal["min", "max"], "expected one of 'min', 'max'"),
+        ("maximum", Literal["min", "max"], "expected one of 'min', 'max' (did you mean 'max'?)"),
+        ("mean", Literal["min", "max"], "expected one of 'min', 'max'"),
+        (3, Literal["min", "max"], "expected one of 'min', 'max'"),
+        (
+            "spwan",
+            Annotated[Literal["spawn", "fork"], "doc"] | None,
+            "expected one of 'spawn', 'fork' or None (did you mean 'spawn'?)",
+        ),
         ((0.9,), tuple[float, float], "expected tuple[float, float]"),
         ([1, "a"], list[int], "expected list[int]"),
         (2.5, Union[list[int], str, int], "expected list[int] or str or int"),
@@ -105,3 +112,34 @@ def test_the_install_hint_names_ginpipes_extra() -> None:
     assert install_hint("tensorboard") == ' (pip install "ginpipe[tensorboard]")'
     assert install_hint("mlflow.tracking") == ' (pip install "ginpipe[mlflow]")'
     assert install_hint("somethingelse") == " (pip install somethingelse)"
+
+
+# -- choices of the task library, refused from a config before any task runs ---------------
+
+MLP = ("configs/base", "models/mlp")
+AUDIO = ("configs/base", "data/audio", "models/audio_cnn")
+
+
+@pytest.mark.parametrize(
+    ("configs", "mod", "suggestion"),
+    [
+        (MLP, "fit.scheduler_interval='steps'", "step"),
+        (MLP, "fit.monitor_mode='maximum'", "max"),
+        (MLP, "fit.multiprocessing_context='spwan'", "spawn"),
+        (MLP, "split_dataset.method='stratifed'", "stratified"),
+        (MLP, "load_sklearn.name='digts'", "digits"),
+        (AUDIO, "extract_features.multiprocessing_context='forking'", "fork"),
+        (AUDIO, "extract_features.verify='sha'", "sha256"),
+    ],
+)
+def test_a_choice_the_task_does_not_offer_is_one_line_before_any_task(
+    toy_project, cli, configs: tuple[str, ...], mod: str, suggestion: str
+) -> None:
+    result = cli("run", *configs, "--mod", mod)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    [line] = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert f"{mod}: expected one of " in line
+    assert line.endswith(f"(did you mean '{suggestion}'?)")
+    assert "running" not in result.output
+    assert not toy_project.root.exists()  # no run directory, no cache: nothing ran

@@ -188,3 +188,21 @@ def test_malformed_duration(text: str) -> None:
 def test_malformed_size() -> None:
     with pytest.raises(ConfigError):
         history.parse_size("big")
+
+
+def test_tables_are_plain_text_columns_never_cut() -> None:
+    """Off a terminal: no colour codes, no borders, no trailing spaces; a long value or one
+    that looks like rich markup is printed as it is."""
+    from ginpipe.base.tables import render_table
+
+    long = "x" * 500
+    text = render_table([("[bold]a[/bold]", long), ("b", "-")], ("NAME", "VALUE"))
+    assert text.splitlines() == [
+        "NAME            VALUE",
+        f"[bold]a[/bold]  {long}",
+        "b               -",
+    ]
+    assert render_table([("base", "the default"), ("models/resnet", "")]).splitlines() == [
+        "base           the default",
+        "models/resnet",
+    ]

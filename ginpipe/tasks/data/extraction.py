@@ -30,7 +30,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 from loguru import logger
@@ -41,7 +41,8 @@ from ginpipe.tasks.data.shards import KEY_DTYPE, Shard, ShardStore, item_key
 from ginpipe.tasks.engine import code_fingerprint, library_versions
 
 FORMAT = 1
-CONTEXTS = ("fork", "forkserver", "spawn")
+Context = Literal["fork", "forkserver", "spawn"]  # extract_features.multiprocessing_context
+CONTEXTS: tuple[str, ...] = get_args(Context)
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 VERSIONED = ("numpy", "torch", "soundfile", "scipy", "pillow")
 

@@ -34,6 +34,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 from loguru import logger
@@ -50,7 +51,8 @@ from ginpipe.tasks.engine import (
 
 FORMAT = 1
 PREFIX = "shard-"
-VERIFY_MODES = ("stat", "sha256")
+VerifyMode = Literal["stat", "sha256"]  # extract_features.verify
+VERIFY_MODES: tuple[str, ...] = get_args(VerifyMode)
 KEY_DTYPE = "S32"  # an item key: 32 hex digits
 STALE_TEMP_S = 3600.0  # a temp file untouched this long belongs to a dead writer
 
