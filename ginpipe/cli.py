@@ -100,6 +100,19 @@ def _guarded(verbose: bool, fn: Callable[[], T]) -> T:
         raise typer.Exit(error.exit_code) from None
 
 
+def _interruptible(fn: Callable[[], T]) -> T:
+    """Ctrl-C or SIGTERM end ``fn`` through its ``finally`` blocks (temp files removed)."""
+    from ginpipe.base.errors import Interrupted
+    from ginpipe.base.signals import signals_raise_interrupted
+
+    try:
+        with signals_raise_interrupted():
+            return fn()
+    except Interrupted as e:
+        typer.echo(str(e), err=True)
+        raise typer.Exit(e.exit_code) from None
+
+
 def _setup_logging(verbose: bool) -> None:
     from ginpipe.runs import distributed
     from ginpipe.runs.log import setup_console
@@ -433,8 +446,10 @@ def predict(
     typer.echo(
         _guarded(
             verbose,
-            lambda: predict_to_csv(
-                run_dir, output, input, split, batch_size=batch_size, num_workers=num_workers
+            lambda: _interruptible(
+                lambda: predict_to_csv(
+                    run_dir, output, input, split, batch_size=batch_size, num_workers=num_workers
+                )
             ),
         )
     )
@@ -455,7 +470,12 @@ def export(
     from ginpipe.inference.exporting import export_run
 
     _setup_logging(verbose)
-    typer.echo(_guarded(verbose, lambda: export_run(run_dir, format, output, verify_items)))
+    typer.echo(
+        _guarded(
+            verbose,
+            lambda: _interruptible(lambda: export_run(run_dir, format, output, verify_items)),
+        )
+    )
 
 
 @app.command()

@@ -8,6 +8,7 @@ kill or power loss at any instant leaves either version intact.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -49,24 +50,44 @@ def atomic_path(dest: Path | str) -> Iterator[Path]:
     On an exception the temp file is removed and ``dest`` is untouched.
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    # A suffix even when ``dest`` has none: writers that name things after the file's stem
-    # (torch.jit.save's archive folder) refuse a stem-less ".tmp-xyz".
-    suffix = dest.suffix or ".tmp"
-    fd, tmp_name = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=suffix, dir=dest.parent)
-    os.close(fd)
+    with _named_as(dest):
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        # A suffix even when ``dest`` has none: writers that name things after the file's
+        # stem (torch.jit.save's archive folder) refuse a stem-less ".tmp-xyz".
+        suffix = dest.suffix or ".tmp"
+        fd, tmp_name = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=suffix, dir=dest.parent)
+        os.close(fd)
     tmp = Path(tmp_name)
     os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp makes 0600; results are meant to be shared
     try:
-        yield tmp
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, dest)
-        fsync_dir(dest.parent)
+        with _named_as(dest):
+            yield tmp
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, dest)
+            fsync_dir(dest.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+_WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EFBIG}
+
+
+@contextlib.contextmanager
+def _named_as(dest: Path) -> Iterator[None]:
+    """An ``OSError`` about the temp file (a read-only folder, a full disk) names ``dest``:
+    the file the user asked for, not a temp name that is gone once the error is shown."""
+    try:
+        yield
+    except OSError as error:
+        named = error.filename
+        about_temp = named is not None and Path(os.fsdecode(named)).name.startswith(TMP_PREFIX)
+        unnamed_write = named is None and error.errno in _WRITE_ERRORS
+        if not (about_temp or unnamed_write):
+            raise
+        raise OSError(error.errno, error.strerror, str(dest)) from error
 
 
 def atomic_write(dest: Path | str, write: Callable[[IO[Any]], None], mode: str = "w") -> None:

@@ -195,16 +195,23 @@ def require_onnx() -> None:
 def _export_onnx(module: nn.Module, example: Tensor, path: Path) -> None:
     batch = torch.export.Dim("batch")
     with contextlib.redirect_stdout(io.StringIO()):  # the exporter prints its progress
-        torch.onnx.export(
+        program = torch.onnx.export(
             module,
             (example,),
-            str(path),
             input_names=[INPUT_NAME],
             output_names=[OUTPUT_NAME],
             dynamic_shapes=({0: batch},),
             dynamo=True,
             external_data=False,
         )
+    _write(path, program.model_proto.SerializeToString())
+
+
+def _write(path: Path, data: bytes) -> None:
+    """The exported bytes, written by Python: a full disk is an ``OSError`` (one line, exit
+    4), where torch's own writers abort the process from C++."""
+    with open(path, "wb") as file:
+        file.write(data)
 
 
 def _onnx_runner(path: Path) -> Any:
@@ -217,7 +224,9 @@ def _onnx_runner(path: Path) -> Any:
 def _export_torchscript(module: nn.Module, example: Tensor, path: Path) -> None:
     with torch.no_grad():
         traced = torch.jit.trace(module, example)
-    torch.jit.save(traced, str(path))
+    buffer = io.BytesIO()
+    torch.jit.save(traced, buffer)
+    _write(path, buffer.getvalue())
 
 
 def _torchscript_runner(path: Path) -> Any:

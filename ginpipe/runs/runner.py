@@ -8,9 +8,7 @@ runs and before anything in an existing run directory is touched.
 from __future__ import annotations
 
 import os
-import signal
 import sys
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -22,6 +20,7 @@ from loguru import logger
 from ginpipe.base.atomic import atomic_write_text
 from ginpipe.base.errors import EXIT_OK, ConfigError, GinpipeError, Interrupted, TaskFailed
 from ginpipe.base.oserrors import check_component, path_error
+from ginpipe.base.signals import signals_raise_interrupted
 from ginpipe.config import checks, ginapi, operative
 from ginpipe.config.compose import MOD_SOURCE, Composition, bind_run_macros, compose, compose_text
 from ginpipe.config.settings import RUN, run_settings
@@ -390,7 +389,7 @@ def _run_steps(
     context = RunContext(
         run.path, run.name, run.project, ranks.rank, ranks.world_size, root=rundir.root_of(run.path)
     )
-    with _signals_raise_interrupted():
+    with signals_raise_interrupted():
         events.emit("on_run_start", {"dir": str(run.path), "name": run.name})
         pipeline = Pipeline(steps, store=store, run=context, events=events)
         if ranks.world_size > 1:
@@ -430,28 +429,3 @@ def print_plan(path: Path, steps: list[Step]) -> None:
             f"  {step.index + 1}. {step.spec.name:<20} {step.action:<7} ({step.reason})  "
             f"reads: {reads}  writes: {writes}"
         )
-
-
-@contextmanager
-def _signals_raise_interrupted() -> Iterator[None]:
-    """SIGINT/SIGTERM become ``Interrupted``, so Lightning checkpoints and we record it.
-
-    (A KeyboardInterrupt would make Lightning call ``sys.exit(1)`` itself.) Only the main
-    thread may install handlers; elsewhere (a notebook's worker thread) nothing changes.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        signal.signal(signum, signal.SIG_IGN)  # a second Ctrl+C must not cut the cleanup
-        raise Interrupted(signum)
-
-    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    for s in previous:
-        signal.signal(s, handler)
-    try:
-        yield
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)

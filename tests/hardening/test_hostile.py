@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
-from harden_helpers import assert_one_line_error
+from harden_helpers import assert_one_line_error, tmpfs_fixture  # noqa: F401
 
 
 def test_a_config_without_a_task_list_is_one_line(toy_project, cli) -> None:
@@ -156,3 +157,65 @@ def test_a_demo_port_out_of_range_or_in_use_is_one_line(cli, tmp_path) -> None:
         result = cli("demo", str(tmp_path), "--port", str(port))
     assert result.exit_code == 2
     assert_one_line_error(result.output, f"cannot listen on 127.0.0.1:{port}: in use")
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory) -> Path:
+    """A small trained run (the shipped debug/fast pipeline) to predict and export from."""
+    import os
+    import subprocess
+
+    folder = tmp_path_factory.mktemp("digits")
+    env = {k: v for k, v in os.environ.items() if k != "GINPIPE_RUN_DIR"}
+    done = subprocess.run(
+        ["ginpipe", "run", "base", "models/resnet", "debug/fast", "--name", "d"],
+        cwd=folder, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    return folder / "experiments" / folder.name / "d"
+
+
+@pytest.mark.parametrize("command", ["export-onnx", "export-torchscript", "predict"])
+def test_a_full_disk_under_an_output_is_exit_4_naming_it(digits_run, cli, tmpfs, command):
+    """torch's own writers once aborted the process from C++ (exit 134) and left a temp."""
+    if command == "export-onnx":
+        pytest.importorskip("onnxruntime")
+    full = tmpfs("16k")
+    if command == "predict":
+        import numpy as np
+
+        rows = full.parent / "rows.npy"
+        np.save(rows, np.random.default_rng(0).random((3000, 64), dtype=np.float32))
+        out = full / "p.csv"
+        result = cli("predict", str(digits_run), str(rows), "-o", str(out))
+    else:
+        out = full / ("m.onnx" if command.endswith("onnx") else "m.pt")
+        result = cli("export", str(digits_run), "-f", command.split("-")[1], "-o", str(out))
+    assert result.exit_code == 4, result.output
+    assert_one_line_error(result.output, f"cannot use {out}: no space left")
+    assert list(full.iterdir()) == []  # neither the output nor a temp file
+
+
+def test_sigterm_to_predict_leaves_no_temp_file(digits_run, tmp_path) -> None:
+    import os
+    import signal
+    import subprocess
+    import time
+
+    import numpy as np
+
+    rows = tmp_path / "rows.npy"
+    np.save(rows, np.random.default_rng(0).random((400_000, 64), dtype=np.float32))
+    process = subprocess.Popen(
+        ["ginpipe", "predict", str(digits_run), str(rows), "-o", str(tmp_path / "p.csv")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".tmp-*")) and time.monotonic() < deadline:
+        time.sleep(0.05)  # until the output is being written
+    assert list(tmp_path.glob(".tmp-*")), "predict never started writing"
+    os.kill(process.pid, signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 143, err
+    assert "Traceback" not in err
+    assert list(tmp_path.glob(".tmp-*")) == [] and not (tmp_path / "p.csv").exists()
