@@ -177,6 +177,8 @@ def create(
         raise ConfigError(f"--direction must be maximize or minimize, got {direction!r}")
     if launcher == "local" and jobs > 1:
         check_gpus(jobs)
+    if launcher == "slurm":
+        require_sbatch()  # before the sweep folder exists
     build_space(configs, mods, copy_dir=None)  # refuse a malformed space before any folder
     path = definition.new_sweep_dir(root, project or default_project())
     try:
@@ -353,15 +355,20 @@ class TrialJob:
         return submitit.helpers.DelayedSubmission(TrialJob(self.cwd), sweep_dir)
 
 
-def launch_submitit(sweep: Sweep, cluster: str = "slurm", wait: bool = False) -> int:
-    """One array element per remaining trial, at most ``--jobs`` at a time."""
-    import submitit
-
-    if cluster == "slurm" and shutil.which("sbatch") is None:
+def require_sbatch() -> None:
+    if shutil.which("sbatch") is None:
         raise ConfigError(
             "--launcher slurm submits with sbatch, which is not on this machine's PATH: "
             "run the sweep from a SLURM login node"
         )
+
+
+def launch_submitit(sweep: Sweep, cluster: str = "slurm", wait: bool = False) -> int:
+    """One array element per remaining trial, at most ``--jobs`` at a time."""
+    import submitit
+
+    if cluster == "slurm":
+        require_sbatch()
     study = open_study(sweep)
     remaining = sweep.trials - len(started(study)) + _stopped(sweep, study)
     if remaining <= 0:

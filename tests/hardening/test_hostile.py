@@ -219,3 +219,14 @@ def test_sigterm_to_predict_leaves_no_temp_file(digits_run, tmp_path) -> None:
     assert process.returncode == 143, err
     assert "Traceback" not in err
     assert list(tmp_path.glob(".tmp-*")) == [] and not (tmp_path / "p.csv").exists()
+
+
+def test_a_slurm_sweep_without_sbatch_leaves_no_folder(toy_project, cli, monkeypatch) -> None:
+    pytest.importorskip("submitit")
+    import shutil
+
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None)
+    result = cli("sweep", "base.gin", "-m", "make_numbers.n=2,3", "--launcher", "slurm")
+    assert result.exit_code == 2
+    assert_one_line_error(result.output, "sbatch")
+    assert not toy_project.runs.exists() or not list(toy_project.runs.glob("sweep-*"))
