@@ -29,6 +29,7 @@ from ginpipe.inference.inputs import Items
 from ginpipe.inference.outputs import check_output
 from ginpipe.inference.predictor import Predictor
 from ginpipe.inference.run_split import split_items
+from ginpipe.tasks.data.decoded_files import DecodedFileDataset
 from ginpipe.tasks.data.images import read_pixels
 
 FORMATS = ("onnx", "torchscript")
@@ -113,6 +114,8 @@ def prepare(predictor: Predictor) -> Prepared:
             module, shape, ["normalization by the run's mean and std"], not_included,
             lambda paths: _pixels(paths, image.size, image.channels),
         )  # fmt: skip
+    if predictor.decoded is not None:
+        return _prepare_decoded(predictor, network, shape)
     features = predictor.features
     if features is None:
         return Prepared(
@@ -139,6 +142,37 @@ def prepare(predictor: Predictor) -> Prepared:
         module, raw_shape, included, [],
         lambda raw: np.asarray(raw, dtype=np.float32).reshape(len(raw), *raw_shape),
     )  # fmt: skip
+
+
+def _prepare_decoded(predictor: Predictor, network: nn.Module, shape: list[int]) -> Prepared:
+    """Decoded files (audio, a user's decoder): the exported input is the feature function's
+    output; the train normalization is folded in, decoding and the function are not."""
+    decoded = predictor.decoded or {}
+    normalize = decoded.get("normalize")
+    mean = std = None
+    if normalize:
+        mean = torch.tensor(float(normalize["mean"]), dtype=torch.float32)
+        std = torch.tensor(float(normalize["std"]), dtype=torch.float32)
+    steps = [f"decode the file with {_described(decoded['decoder'])}"]
+    if decoded.get("transform"):
+        steps.append(f"apply {_described(decoded['transform'])}")
+    not_included = [f"{', then '.join(steps)}: the input is its output, float32"]
+    included = ["normalization by the run's train mean and std"] if normalize else []
+
+    def features(paths: np.ndarray) -> np.ndarray:
+        files = DecodedFileDataset(
+            paths, np.zeros(len(paths), np.int64), decoded["decoder"], decoded.get("transform")
+        )
+        return np.stack([files.item(index) for index in range(len(paths))])
+
+    module = WithPreprocessing(network, shape, mean=mean, std=std)
+    return Prepared(module, shape, included, not_included, features)
+
+
+def _described(spec: dict[str, Any]) -> str:
+    """``ginpipe.tasks.data.decoders.AudioDecoder(sample_rate=16000, ...)`` from a spec."""
+    arguments = ", ".join(f"{k}={v!r}" for k, v in (spec.get("kwargs") or {}).items())
+    return f"{spec.get('target', '?')}({arguments})"
 
 
 def _pixels(paths: np.ndarray, size: tuple[int, int], channels: int) -> np.ndarray:

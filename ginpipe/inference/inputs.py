@@ -63,7 +63,7 @@ def read_items(bundle: Bundle, source: Any) -> Items:
         except (OSError, ValueError) as error:
             raise DataError(f"cannot read array '{path}': {error}") from error
         return _from_array(bundle, array, str(path))
-    if suffix in IMAGE_EXTENSIONS:
+    if suffix in IMAGE_EXTENSIONS or bundle.decoded is not None:
         return _from_paths(bundle, [str(path)], str(path))
     raise DataError(f"input '{path}' is not a table (.csv, .parquet), a folder, an image or .npy")
 
@@ -71,6 +71,11 @@ def read_items(bundle: Bundle, source: Any) -> Items:
 def expected_forms(bundle: Bundle) -> str:
     if bundle.data_kind == "files":
         column = bundle.info["input"].get("path_column", "path")
+        if bundle.decoded is not None:
+            return (
+                f"a table of files (CSV/Parquet with a '{column}' column), a folder, a file, "
+                "or an .npy array of computed features"
+            )
         return f"a table of files (CSV/Parquet with a '{column}' column), a folder or an image"
     return "a feature table (CSV/Parquet with the training columns) or an .npy array"
 
@@ -89,13 +94,17 @@ def _from_folder(bundle: Bundle, folder: Path) -> Items:
             f"'{folder}' is a folder, but this run was trained on features: "
             f"give it {expected_forms(bundle)}"
         )
+    decoded = bundle.decoded is not None  # any file its decoder reads (audio, .npy, ...)
     found = sorted(
         str(file)
         for file in folder.rglob("*")
-        if file.suffix.lower() in IMAGE_EXTENSIONS and file.is_file()
+        if file.is_file()
+        and not file.name.startswith(".")
+        and (file.suffix.lower() in IMAGE_EXTENSIONS if not decoded else True)
     )
     if not found:
-        raise DataError(f"folder '{folder}' has no files ending in {', '.join(IMAGE_EXTENSIONS)}")
+        kinds = "files" if decoded else f"files ending in {', '.join(IMAGE_EXTENSIONS)}"
+        raise DataError(f"folder '{folder}' has no {kinds}")
     return _from_paths(bundle, found, f"folder '{folder}'")
 
 
@@ -154,6 +163,8 @@ def _from_features(bundle: Bundle, table: pd.DataFrame, source: str) -> Items:
 
 
 def _from_array(bundle: Bundle, array: np.ndarray, source: str) -> Items:
+    if bundle.decoded is not None:
+        return _computed_features(bundle, array, source)
     if bundle.data_kind == "files":
         raise DataError(f"this run was trained on image files: give it {expected_forms(bundle)}")
     preprocessing = _feature_spec(bundle)
@@ -165,6 +176,21 @@ def _from_array(bundle: Bundle, array: np.ndarray, source: str) -> Items:
         if len(raw_shape) > 1:
             forms += f" or (N, {width})"
         raise DataError(f"{source} has shape {tuple(shape)}; the run needs {forms}")
+    if not np.issubdtype(array.dtype, np.number):
+        raise DataError(f"{source} has dtype {array.dtype}; the run needs numbers")
+    return Items(identifiers=np.arange(shape[0], dtype=np.int64), raw=array)
+
+
+def _computed_features(bundle: Bundle, array: np.ndarray, source: str) -> Items:
+    """Features its feature function already made (shape (N, *model input)), for a run
+    trained on decoded files."""
+    shape = list(array.shape)
+    if shape[1:] != bundle.input_shape:
+        wanted = ", ".join(map(str, bundle.input_shape))
+        raise DataError(
+            f"{source} has shape {tuple(shape)}; features of this run are (N, {wanted}), or "
+            f"give it the files: {expected_forms(bundle)}"
+        )
     if not np.issubdtype(array.dtype, np.number):
         raise DataError(f"{source} has dtype {array.dtype}; the run needs numbers")
     return Items(identifiers=np.arange(shape[0], dtype=np.int64), raw=array)

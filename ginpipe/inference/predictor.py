@@ -18,11 +18,12 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from ginpipe.base.errors import CheckpointError, ConfigError, DataError
 from ginpipe.inference.inputs import Items
 from ginpipe.tasks.bundle import Bundle, read_bundle
+from ginpipe.tasks.data.decoded_files import DecodedFileDataset
 from ginpipe.tasks.data.image_dataset import ImageFileDataset
 from ginpipe.tasks.data.images import ImageTransform
 from ginpipe.tasks.models import logits
@@ -44,7 +45,8 @@ class Predictor:
         )
         self.image: ImageTransform | None = None
         self.features: FeaturePreprocessing | None = None
-        if self.bundle.data_kind == "files":
+        self.decoded = self.bundle.decoded  # files that are decoded, then featurized
+        if self.bundle.data_kind == "files" and self.decoded is None:
             self.image = ImageTransform.from_spec(self.bundle.info["input"]["image"])
         elif self.bundle.preprocessing_value is not None:
             self.features = FeaturePreprocessing.from_spec(
@@ -71,10 +73,7 @@ class Predictor:
         ``num_workers`` worker processes), raw features transformed per batch."""
         check_batching(batch_size, num_workers)
         if items.paths is not None:
-            assert self.image is not None
-            dataset = ImageFileDataset(
-                items.paths, np.zeros(len(items.paths), dtype=np.int64), self.image.to_spec()
-            )
+            dataset = self._file_dataset(items.paths)
             loader = DataLoader(
                 dataset,
                 batch_size=batch_size,
@@ -89,6 +88,14 @@ class Predictor:
                 start = stop
             return
         assert items.raw is not None
+        if self.decoded is not None:  # features computed already: only normalized here
+            for start in range(0, len(items), batch_size):
+                raw = np.asarray(items.raw[start : start + batch_size], dtype=np.float32)
+                _check_finite(raw, items.identifiers[start : start + batch_size])
+                yield items.identifiers[start : start + batch_size], self.probabilities(
+                    self.normalized(raw)
+                )
+            return
         if self.features is None:
             raise DataError("this run's feature preprocessing was not saved; it cannot predict")
         for start in range(0, len(items), batch_size):
@@ -96,6 +103,28 @@ class Predictor:
             _check_finite(raw, items.identifiers[start : start + batch_size])
             inputs = self.features(raw.reshape(len(raw), *self.features.raw_shape))
             yield items.identifiers[start : start + batch_size], self.probabilities(inputs)
+
+    def _file_dataset(self, paths: np.ndarray) -> Dataset:
+        """The files as the run's data loaders read them: an image transform, or the run's
+        decoder and feature function with its train normalization."""
+        labels = np.zeros(len(paths), dtype=np.int64)
+        if self.decoded is not None:
+            return DecodedFileDataset(
+                paths,
+                labels,
+                self.decoded["decoder"],
+                self.decoded["transform"],
+                self.decoded["normalize"],
+            )
+        assert self.image is not None  # a files run is decoded or images
+        return ImageFileDataset(paths, labels, self.image.to_spec())
+
+    def normalized(self, features: np.ndarray) -> np.ndarray:
+        """Already-computed features of a decoded-files run, standardized as in training."""
+        normalize = (self.decoded or {}).get("normalize")
+        if not normalize:
+            return features
+        return (features - np.float32(normalize["mean"])) / np.float32(normalize["std"])
 
     def frame(self, identifiers: np.ndarray, probabilities: np.ndarray) -> pd.DataFrame:
         """The output columns: identifier, ``predicted_class``, ``prob_<class>``."""

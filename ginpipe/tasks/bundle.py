@@ -55,8 +55,14 @@ class Bundle:
 
     @property
     def data_kind(self) -> str:
-        """``files`` (image files) or ``arrays`` (features in memory)."""
+        """``files`` (images, or files decoded into features) or ``arrays`` (features)."""
         return str(self.info["input"]["kind"])
+
+    @property
+    def decoded(self) -> dict[str, Any] | None:
+        """For files that are not images: decoder, feature function and normalization."""
+        found = self.info["input"].get("decoded")
+        return dict(found) if found else None
 
     @property
     def identifier(self) -> str:
@@ -75,17 +81,39 @@ class Bundle:
 
 def input_info(data: Mapping[str, Any]) -> dict[str, Any]:
     """The input part of model.json: kind, model input shape, dtype and (files) transform."""
+    decoded = decoded_input(data)
     info: dict[str, Any] = {
-        "kind": data["kind"],
+        # what a new raw item is: a file (decoded, then featurized) or a row of features
+        "kind": "files" if data["kind"] in ("files", "shards") else data["kind"],
         "shape": [int(side) for side in data["input_shape"]],
         "dtype": "float32",
     }
-    if data["kind"] == "files":
+    if decoded is not None:
+        info["decoded"] = decoded
+    elif data["kind"] == "files":
         info["image"] = dict(data["transform"])
+    if info["kind"] == "files":
         from ginpipe.tasks.load import load_table
 
         info["path_column"] = bound_value(load_table, "path_column", "path")
     return info
+
+
+def decoded_input(data: Mapping[str, Any]) -> dict[str, Any] | None:
+    """How a file becomes a model input when it is not an image: the decoder, the per-item
+    feature function (``extract_features.function`` or ``make_features.item_transform``),
+    each as an importable spec with its parameters, and the train mean and std."""
+    if data["kind"] == "shards":
+        transform = data.get("function")
+    elif data["kind"] == "files" and data.get("decoder") is not None:
+        transform = data.get("item_transform")
+    else:
+        return None
+    return {
+        "decoder": dict(data["decoder"]),
+        "transform": dict(transform) if transform else None,
+        "normalize": dict(data["normalize"]) if data.get("normalize") else None,
+    }
 
 
 def write_network_bundle(run_dir: Path, record: Mapping[str, Any], data: Mapping[str, Any]) -> Path:

@@ -5,6 +5,7 @@ resume computes only the rest."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -119,6 +120,58 @@ def test_audio_example_runs_end_to_end_and_reuses_its_features(tmp_path: Path) -
     assert summary(second.stderr)[:2] == (0, 100)
     tasks = json.loads((run_dir.with_name("second") / "run.json").read_text())["tasks"]
     assert {t["name"]: t["status"] for t in tasks}["fit"] == "cached"
+
+    # the trained model on new audio: decoder, log-mel and normalization come from the run
+    use_on_new_audio(tmp_path, run_dir)
+
+    # the fast-features route: log-mel computed per item in the loaders, then the same verbs
+    (tmp_path / "fast.gin").write_text(
+        "run.tasks = [@seed_everything, @load_table, @split_dataset, @make_features, @fit, "
+        "@evaluate]\nmake_features.item_transform = @log_mel()\nfit.num_workers = 0\n"
+    )
+    fast = ginpipe(["run", *configs, "fast.gin", "--name", "fast"], tmp_path)
+    assert fast.returncode == 0, fast.stderr[-3000:]
+    use_on_new_audio(tmp_path, run_dir.with_name("fast"))
+
+
+def use_on_new_audio(folder: Path, run_dir: Path) -> None:
+    """predict --split test equals the run's own predictions; new WAV files, one file and
+    computed features predict; exports match predict."""
+    import numpy as np
+    import pandas as pd
+
+    out = folder / f"{run_dir.name}-test.csv"
+    again = ginpipe(["predict", str(run_dir), "--split", "test", "-o", str(out)], folder)
+    assert again.returncode == 0, again.stderr[-3000:]
+    expected = pd.read_csv(run_dir / "predictions.csv")
+    got = pd.read_csv(out)
+    probs = [c for c in expected.columns if c.startswith("prob_")]
+    assert list(got["predicted_class"].astype(str)) == list(expected["predicted_class"].astype(str))
+    assert np.abs(got[probs].to_numpy() - expected[probs].to_numpy()).max() <= 1e-5
+
+    new = folder / "new_audio"
+    new.mkdir(exist_ok=True)
+    sources = sorted((folder / "data/generated/audio_events/audio").rglob("*.wav"))[:3]
+    for source in sources:
+        (new / source.name).write_bytes(source.read_bytes())
+    table = folder / f"{run_dir.name}-new.csv"
+    done = ginpipe(["predict", str(run_dir), str(new), "-o", str(table)], folder)
+    assert done.returncode == 0, done.stderr[-3000:]
+    predicted = pd.read_csv(table)
+    assert len(predicted) == 3 and set(predicted["predicted_class"]) <= {
+        c.removeprefix("prob_") for c in probs
+    }
+    assert np.allclose(predicted[probs].sum(axis=1), 1.0, atol=1e-5)
+
+    for fmt, suffix in (("torchscript", ".pt"), ("onnx", ".onnx")):
+        if fmt == "onnx" and importlib.util.find_spec("onnxruntime") is None:
+            continue
+        exported = folder / f"{run_dir.name}{suffix}"
+        done = ginpipe(["export", str(run_dir), "-f", fmt, "-o", str(exported)], folder)
+        assert done.returncode == 0, done.stderr[-3000:]
+        sidecar = json.loads(exported.with_name(exported.name + ".json").read_text())
+        assert sidecar["verified"]["max_probability_difference"] <= 1e-4
+        assert "LogMel" in sidecar["preprocessing_not_included"][0]
 
 
 def test_extraction_killed_half_way_resumes_with_only_the_rest(tmp_path: Path) -> None:
