@@ -73,6 +73,15 @@ _KINDS: dict[int, tuple[int, str, str]] = {
 HANDLED = frozenset(_KINDS)
 
 
+# The storage itself failed (not the task's logic): the run stops with the storage's exit
+# code and a remedy, wherever the write happened (a task, a worker of its pool).
+STORAGE_ERRNOS = frozenset({errnos.ENOSPC, errnos.EDQUOT, errnos.EFBIG, errnos.EROFS})
+
+
+def is_storage_error(error: BaseException) -> bool:
+    return isinstance(error, OSError) and error.errno in STORAGE_ERRNOS
+
+
 def path_error(error: OSError, path: Path | str | None = None, doing: str = "") -> PathError:
     """One line for ``error``: ``cannot <doing> <path>: <what happened>; <what to do>``.
 

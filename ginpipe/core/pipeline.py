@@ -18,6 +18,7 @@ from gin import REQUIRED
 from loguru import logger
 
 from ginpipe.base.errors import ConfigError, GinpipeError, Interrupted, TaskFailed, WiringError
+from ginpipe.base.oserrors import is_storage_error
 from ginpipe.base.suggest import did_you_mean
 from ginpipe.config import ginapi
 from ginpipe.core import fingerprint
@@ -286,8 +287,8 @@ class Pipeline:
             event.status, event.seconds = TaskState.FAILED, time.perf_counter() - t0
             event.error = _describe(e)
             self.events.emit("on_task_failed", event)
-            if isinstance(e, GinpipeError):
-                raise e from None
+            if isinstance(e, GinpipeError) or is_storage_error(e):
+                raise e from None  # a full disk is the runner's one line and exit 4, not 1
             raise TaskFailed(spec.name, e) from e
         for name, value in outputs.items():
             self.state.set(name, value)

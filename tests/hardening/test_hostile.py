@@ -230,3 +230,30 @@ def test_a_slurm_sweep_without_sbatch_leaves_no_folder(toy_project, cli, monkeyp
     assert result.exit_code == 2
     assert_one_line_error(result.output, "sbatch")
     assert not toy_project.runs.exists() or not list(toy_project.runs.glob("sweep-*"))
+
+
+def test_a_full_disk_under_the_feature_store_is_exit_4(tmp_path, monkeypatch, cli, tmpfs):
+    """A worker of extract_features' pool hit the full disk: once exit 1, a task failure."""
+    import sys
+
+    scripts = Path(__file__).resolve().parents[2] / "scripts"
+    sys.path.insert(0, str(scripts))
+    try:
+        from make_audio_dataset import write_audio_events
+    finally:
+        sys.path.remove(str(scripts))
+    monkeypatch.chdir(tmp_path)
+    write_audio_events(tmp_path / "data", 40, 8000, duration=0.25, groups=8)
+    full = tmpfs("64k")
+    (tmp_path / "feat.gin").write_text(
+        "run.tasks = [@seed_everything, @load_table, @split_dataset, @extract_features]\n"
+        "load_table.path = 'data/labels.csv'\nload_table.extra_columns = ['group']\n"
+        "load_table.decoder = @audio_decoder()\naudio_decoder.sample_rate = 8000\n"
+        "audio_decoder.duration = 0.25\nsplit_dataset.method = 'group'\n"
+        "extract_features.function = @log_mel()\nlog_mel.sample_rate = 8000\n"
+        f"extract_features.store = '{full}'\nextract_features.workers = 2\n"
+        "extract_features.shard_size = 4\n"
+    )
+    result = cli("run", "base", "feat.gin", "--name", "f")
+    assert result.exit_code == 4, result.output
+    assert_one_line_error(result.output, "no space left")
