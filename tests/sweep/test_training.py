@@ -159,5 +159,12 @@ def test_a_finished_sweep_run_again_gives_the_same_results_from_the_cache(
         }
 
     assert [fit_status(s) for s in sweeps] == [{"completed"}, {"cached"}, {"completed"}]
+    # a trial's operative.gin alone is the config that ran: its fit is the cached one
+    trial = sorted(sweeps[0].glob("trial-*"))[-1]
+    alone = cli("run", str(trial / "operative.gin"), "--name", "from-trial")
+    assert alone.exit_code == 0, alone.output
+    run_json = tmp_path / "experiments" / tmp_path.name / "from-trial" / "run.json"
+    tasks = json.loads(run_json.read_text())["tasks"]
+    assert {t["name"]: t["status"] for t in tasks}["fit"] == "cached"
     table = [cli("runs", "--sweep", str(s)).output.splitlines()[1:] for s in sweeps[:2]]
     assert [line.split()[2:4] for line in table[0]] == [line.split()[2:4] for line in table[1]]
