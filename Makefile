@@ -9,13 +9,14 @@ install:  ## create .venv and install ginpipe with the CPU torch pinned in const
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -c constraints-cpu.txt -e ".[dev]"
 
-test:  ## lint, layering contracts and the whole test suite (what CI runs)
-	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports && $(BIN)/pytest
+test:  ## lint, layering contracts, types and the whole test suite (what CI runs)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports && $(BIN)/mypy && $(BIN)/pytest
 
-lint:  ## ruff lint + format check + layering contracts (pyproject.toml)
+lint:  ## ruff lint + format check + layering contracts + mypy (pyproject.toml)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 format:
 	$(BIN)/ruff check --fix .

@@ -90,7 +90,7 @@ def _named_as(dest: Path) -> Iterator[None]:
         raise OSError(error.errno, error.strerror, str(dest)) from error
 
 
-def atomic_write(dest: Path | str, write: Callable[[IO[Any]], None], mode: str = "w") -> None:
+def atomic_write(dest: Path | str, write: Callable[[IO[Any]], object], mode: str = "w") -> None:
     """Write ``dest`` atomically by calling ``write(file)`` on a temp file beside it."""
     with atomic_path(dest) as tmp, open(tmp, mode) as f:
         write(f)

@@ -434,7 +434,7 @@ def explain(e: BaseException, stmt: Statement) -> str:
     if param:
         name, arg = param.groups()
         configurable = ginapi.find(name)
-        known = parameter_names(configurable.wrapped) if configurable else []
+        known: list[str] = parameter_names(configurable.wrapped) if configurable else []
         return f"'{name}' has no parameter '{arg}'{did_you_mean(arg, known)}"
     token = re.search(r"Failed to parse token '([^']+)'", str(e))
     if token and _BARE_WORD_RE.match(token.group(1)):

@@ -8,17 +8,42 @@ upgrade touches one file. docs/gin-notes.md explains each trap worked around her
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import gin
 from gin import config as _gin
 from gin import config_parser as _parser
 
 MACRO = "gin.macro"
-Configurable = _gin.Configurable
-Reference = _gin.ConfigurableReference
+
+if TYPE_CHECKING:  # gin ships no type information: what ginpipe reads of its two classes
+
+    class Configurable(Protocol):
+        """``gin.config.Configurable``, a NamedTuple: one registration."""
+
+        @property
+        def wrapper(self) -> Callable[..., Any]: ...
+        @property
+        def wrapped(self) -> Callable[..., Any]: ...
+        @property
+        def name(self) -> str: ...
+        @property
+        def module(self) -> str: ...
+        @property
+        def selector(self) -> str: ...
+
+    class Reference(Protocol):
+        """``gin.config.ConfigurableReference``: ``@scope/name`` or ``@scope/name()``."""
+
+        _configurable: Configurable
+        _scopes: list[str]
+        _evaluate: bool
+
+else:
+    Configurable = _gin.Configurable
+    Reference = _gin.ConfigurableReference
 
 
 # -- the registry -------------------------------------------------------------------------
@@ -128,7 +153,7 @@ def parse_value(text: str) -> Any:
 
 
 def is_reference(value: Any) -> bool:
-    return isinstance(value, Reference)
+    return isinstance(value, _gin.ConfigurableReference)
 
 
 def is_macro(value: Any) -> bool:

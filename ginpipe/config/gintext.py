@@ -25,6 +25,7 @@ import io
 import re
 import tokenize
 from dataclasses import dataclass, field
+from typing import cast
 
 __all__ = ["GinSyntaxError", "Statement", "pad_to_line", "split_statements"]
 
@@ -134,7 +135,8 @@ def split_statements(text: str, filename: str = "<string>") -> list[Statement]:
             continue
         if _is_block_header(toks):
             end = _block_end(logical, i, filename)
-            body = [tok for group in logical[i:end] for tok in group]
+            # lines, not statements: _block_end stops before the first Statement
+            body = [tok for group in logical[i:end] for tok in cast("list[_Tok]", group)]
             statements.append(_make(text, body, "other"))
             i = end
             continue
@@ -329,7 +331,7 @@ def _is_block_header(toks: list[_Tok]) -> bool:
 def _block_end(logical: list[list[_Tok] | Statement], header: int, filename: str) -> int:
     """Index just past the last line indented under the block header at ``header``
     (a simple line starts at column 0: it is never in a block)."""
-    outer = logical[header][0].col
+    outer = cast("list[_Tok]", logical[header])[0].col  # the caller checked it is a line
     end = header + 1
     body_col: int | None = None
     while end < len(logical):

@@ -8,6 +8,7 @@ which are read from the store -- is known up front and shown by ``--dry-run``.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import inspect
 import time
 from collections.abc import Callable, Sequence
@@ -296,6 +297,7 @@ class Pipeline:
             self._save(step, outputs)
 
     def _save(self, step: Step, outputs: dict[str, Any]) -> None:
+        assert self.store is not None
         meta = {"run": str(self.run.dir.resolve()), "selector": step.selector}
         files = [
             (relative, self.run.dir / relative, mode)
@@ -320,7 +322,7 @@ class Pipeline:
 
     def _expose_stored(self, step: Step) -> None:
         for name in step.spec.writes:
-            self.state.set_lazy(name, lambda name=name, step=step: self._load(step, name))
+            self.state.set_lazy(name, functools.partial(self._load, step, name))
 
     def _load(self, step: Step, name: str) -> Any:
         """Read one stored output; a corrupt or vanished artifact is recomputed, not fatal."""

@@ -333,7 +333,7 @@ class ArtifactStore:
     def _entry_dirs(self) -> list[Path]:
         if not self.objects.is_dir():
             return []
-        paths = []
+        paths: list[Path] = []
         for shard in sorted(self.objects.iterdir()):
             if shard.is_dir() and not is_temp(shard):
                 paths.extend(p for p in sorted(shard.iterdir()) if p.is_dir() and not is_temp(p))

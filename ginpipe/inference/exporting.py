@@ -46,6 +46,11 @@ class ExportCheckFailed(GinpipeError):
 class WithPreprocessing(nn.Module):
     """``softmax(network(preprocess(x)))`` with the preprocessing as tensor operations."""
 
+    mean: Tensor  # buffers, registered in __init__
+    std: Tensor
+    weight: Tensor
+    bias: Tensor
+
     def __init__(
         self,
         network: nn.Module,
@@ -175,7 +180,7 @@ def _described(spec: dict[str, Any]) -> str:
     return f"{spec.get('target', '?')}({arguments})"
 
 
-def _pixels(paths: np.ndarray, size: tuple[int, int], channels: int) -> np.ndarray:
+def _pixels(paths: np.ndarray, size: tuple[int, ...], channels: int) -> np.ndarray:
     return np.stack([read_pixels(str(path), size, channels) for path in paths])
 
 
@@ -238,6 +243,7 @@ def _export_onnx(module: nn.Module, example: Tensor, path: Path) -> None:
             dynamo=True,
             external_data=False,
         )
+    assert program is not None  # the dynamo exporter always returns its program
     _write(path, program.model_proto.SerializeToString())
 
 
@@ -281,6 +287,7 @@ def verify(predictor: Predictor, prepared: Prepared, items: Items, run_exported:
     for _, expected in predictor.batches(items, batch_size=128):
         stop = start + len(expected)
         source = items.paths if items.paths is not None else items.raw
+        assert source is not None  # Items holds one of the two
         inputs = np.ascontiguousarray(prepared.to_export_input(source[start:stop]), np.float32)
         got = np.asarray(run_exported(inputs), dtype=np.float64)
         if not np.array_equal(got.argmax(axis=1), expected.argmax(axis=1)):

@@ -92,8 +92,9 @@ class Predictor:
             for start in range(0, len(items), batch_size):
                 raw = np.asarray(items.raw[start : start + batch_size], dtype=np.float32)
                 _check_finite(raw, items.identifiers[start : start + batch_size])
-                yield items.identifiers[start : start + batch_size], self.probabilities(
-                    self.normalized(raw)
+                yield (
+                    items.identifiers[start : start + batch_size],
+                    self.probabilities(self.normalized(raw)),
                 )
             return
         if self.features is None:

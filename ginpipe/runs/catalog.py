@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import inspect
 import pkgutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import gin
 
@@ -33,7 +34,7 @@ def import_short_names(filter_text: str) -> list[str]:
     return failed
 
 
-def _signature(fn: object) -> str:
+def _signature(fn: Callable[..., Any]) -> str:
     target = fn.__init__ if inspect.isclass(fn) else fn
     try:
         params = list(inspect.signature(target).parameters.values())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,7 +102,7 @@ def _matches(run: RunInfo, conditions: list[tuple[str, str]]) -> bool:
     return True
 
 
-def list_runs(root: Path, project: str | None = None, where: list[str] = ()) -> list[RunInfo]:
+def list_runs(root: Path, project: str | None = None, where: Sequence[str] = ()) -> list[RunInfo]:
     conditions = []
     for item in where:
         if "=" not in item:

@@ -43,8 +43,12 @@ def short_console_lines() -> Iterator[None]:
         yield
         return
     colour = sys.stderr.isatty()
+
+    def to_stderr(message: str) -> None:  # sys.stderr as it is when each line is written
+        sys.stderr.write(message)
+
     short = logger.add(
-        lambda message: sys.stderr.write(message),
+        to_stderr,
         level="INFO",
         format=_formatter(CONSOLE_FORMAT if colour else PLAIN_FORMAT),
         colorize=colour,

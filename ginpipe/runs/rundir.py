@@ -302,10 +302,10 @@ class RunLock:
                 "wait for it to finish or stop it first"
             ) from None
         self._fd = fd
-        holder = f"pid {os.getpid()} on {socket.gethostname()} since {now_iso()}".encode()
+        record = f"pid {os.getpid()} on {socket.gethostname()} since {now_iso()}".encode()
         with contextlib.suppress(OSError):  # who holds it is a courtesy; a full disk is not fatal
             os.ftruncate(fd, 0)
-            os.pwrite(fd, holder, 0)
+            os.pwrite(fd, record, 0)
 
     def release(self) -> None:
         if self._fd is not None:

@@ -211,7 +211,8 @@ def draw_plots(sweep: Sweep, found: list[Row]) -> list[Path]:
     written.append(_save(fig, sweep.dir / HISTORY_PLOT))
     for param in sweep.space.params:
         fig, ax = plt.subplots(figsize=(6, 4))
-        shown = [(r.values.get(param.key, ""), r.value) for r in done]
+        shown = [(r.values.get(param.key, ""), r.value) for r in done if r.value is not None]
+        xs: list[float]
         if param.kind in ("grid", "choice"):
             labels = list(param.values)
             xs = [labels.index(v) if v in labels else -1 for v, _ in shown]

@@ -133,7 +133,7 @@ def parse_mods(mods: Sequence[str]) -> tuple[list[str], list[Param]]:
 def comma_list_axis(mod: str) -> bool:
     """True when a ``--mod`` is a comma list (a sweep axis, not a single binding)."""
     match = _MOD_RE.match(mod)
-    return bool(match) and len(split_top_level(match.group("value"))) > 1
+    return match is not None and len(split_top_level(match.group("value"))) > 1
 
 
 def parse_distribution(key: str, text: str, origin: str) -> Param | None:

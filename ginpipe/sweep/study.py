@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import optuna
 from optuna.storages.journal import JournalFileBackend, JournalStorage
@@ -189,7 +189,8 @@ def open_study(sweep: Sweep, *, create: bool = False) -> optuna.Study:
             storage=storage(sweep),
             sampler=sampler(sweep),
             pruner=pruner(sweep.pruner),
-            direction=sweep.direction,
+            # one of the two: check_choices ran when the sweep was made
+            direction=cast(Literal["maximize", "minimize"], sweep.direction),
         )
     where = sweep.storage or sweep.storage_url
     try:

@@ -6,7 +6,7 @@ import inspect
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeGuard
 
 import pytorch_lightning as pl
 import torch
@@ -128,7 +128,7 @@ def refuse_bindings_a_lightning_module_ignores() -> None:
             )
 
 
-def is_lightning_module(model: Any) -> bool:
+def is_lightning_module(model: Any) -> TypeGuard[type[pl.LightningModule]]:
     return inspect.isclass(model) and issubclass(model, pl.LightningModule)
 
 

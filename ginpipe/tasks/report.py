@@ -162,8 +162,8 @@ def write_predictions(
             "predicted_class": [classes[i] for i in y_pred],
         }
     )
-    for column, name in enumerate(classes):
-        table[f"prob_{name}"] = probabilities[:, column]
+    for k, name in enumerate(classes):
+        table[f"prob_{name}"] = probabilities[:, k]
     atomic_write_text(path, table.to_csv(index=False))
 
 

@@ -82,7 +82,8 @@ def flat_split(data: dict[str, Any], split: str) -> tuple[np.ndarray, np.ndarray
     else:
         from ginpipe.tasks.data.datasets import make_dataset  # torch: only image files need it
 
-        items = list(make_dataset(data, split))
+        dataset = make_dataset(data, split)
+        items = [dataset[i] for i in range(len(dataset))]
         if not items:
             raise DataError(f"the {split} split is empty")
         features = np.stack([x.numpy() for x, _ in items])

@@ -73,7 +73,7 @@ def split_dataset(
     _check_sizes(method, test_size, val_size, n_splits, fold)
     dataset = state["dataset"]
     labels, columns = _labels_and_columns(dataset)
-    column = column or DEFAULT_COLUMN.get(method)
+    column = column or DEFAULT_COLUMN.get(method, "")  # "": a method that reads no column
     rows = np.arange(len(labels))
 
     with _sklearn_errors_as_data_errors(method):

@@ -36,7 +36,7 @@ def to_spec(obj: Any, what: str) -> Spec:
                 f"{what}: functools.partial with positional arguments cannot be rebuilt in "
                 "worker processes; pass them by keyword"
             )
-        spec = {"target": _import_path(obj.func, what), "kwargs": dict(obj.keywords)}
+        spec: Spec = {"target": _import_path(obj.func, what), "kwargs": dict(obj.keywords)}
     elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         fields = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj) if f.init}
         spec = {"target": _import_path(type(obj), what), "kwargs": fields, "instance": True}

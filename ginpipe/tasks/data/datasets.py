@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-from torch.utils.data import Dataset, TensorDataset
+from torch.utils.data import TensorDataset
 
 from ginpipe.tasks.data.decoded_files import DecodedFileDataset
 from ginpipe.tasks.data.image_dataset import ImageFileDataset
@@ -15,7 +15,9 @@ from ginpipe.tasks.data.shard_dataset import ShardDataset
 SPLITS = ("train", "val", "test")
 
 
-def make_dataset(data: Mapping[str, Any], split: str) -> Dataset:
+def make_dataset(
+    data: Mapping[str, Any], split: str
+) -> ShardDataset | DecodedFileDataset | ImageFileDataset | TensorDataset:
     """A Dataset of ``(x: float32 tensor, y: int64 tensor)`` for ``split`` of ``data``.
 
     Arrays are copied into tensors once (the stored arrays may be read-only); files are

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from math import gcd
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import gin
 import numpy as np
@@ -25,6 +25,7 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
 # What libsndfile reads on every platform soundfile ships wheels for.
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".aiff", ".aif")
 ARRAY_EXTENSIONS = (".npy",)
+PadMode = Literal["constant", "wrap", "reflect"]
 PAD_MODES = ("constant", "wrap", "reflect")
 
 
@@ -107,7 +108,8 @@ class AudioDecoder:
             audio = _resample(audio, rate, self.sample_rate)
         if self.num_samples is not None:
             start = round(self.offset * (self.sample_rate or rate))
-            audio = crop_or_pad(audio[:, start:], self.num_samples, self.pad_mode)
+            pad_mode = cast(PadMode, self.pad_mode)  # __post_init__ checked it is one
+            audio = crop_or_pad(audio[:, start:], self.num_samples, pad_mode)
         return np.ascontiguousarray(audio, dtype=np.float32)
 
 
@@ -125,7 +127,7 @@ class NpyDecoder:
         return np.asarray(array, dtype=np.float32)
 
 
-def crop_or_pad(audio: np.ndarray, length: int, pad_mode: str = "constant") -> np.ndarray:
+def crop_or_pad(audio: np.ndarray, length: int, pad_mode: PadMode = "constant") -> np.ndarray:
     """(channels, samples) cut or padded at the end to exactly ``length`` samples."""
     if audio.shape[1] >= length:
         return audio[:, :length]

@@ -138,7 +138,9 @@ class _Index:
         counts = [len(shard.keys) for shard in shards]
         all_keys = np.concatenate([shard.keys for shard in shards] or [np.empty(0, KEY_DTYPE)])
         shard_ids = np.repeat(np.arange(len(shards), dtype=np.int64), counts)
-        rows = np.concatenate([np.arange(count, dtype=np.int64) for count in counts] or [[]])
+        rows = np.concatenate(
+            [np.arange(count, dtype=np.int64) for count in counts] or [np.empty(0, np.int64)]
+        )
         self.keys, first = np.unique(all_keys, return_index=True)
         self.shard = shard_ids[first]
         self.row = rows[first].astype(np.int64)

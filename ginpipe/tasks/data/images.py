@@ -6,7 +6,7 @@ names these stays torch-free); the torch Dataset over them is in ``image_dataset
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +25,7 @@ class ImageTransform:
     The JSON form (``to_spec``) is what the ``data`` state key stores as ``transform``.
     """
 
-    size: tuple[int, int]  # (height, width)
+    size: tuple[int, ...]  # (height, width), as configured: not checked to be a pair
     channels: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
@@ -73,9 +73,9 @@ def read_pixels(path: str, size: Sequence[int], channels: int) -> np.ndarray:
     height, width = size
     mode = "L" if channels == 1 else "RGB"
     try:
-        with Image.open(path) as image:
-            image.draft(mode, (width, height))  # JPEGs decode at a reduced scale: much faster
-            image = image.convert(mode)
+        with Image.open(path) as opened:
+            opened.draft(mode, (width, height))  # JPEGs decode at a reduced scale: much faster
+            image = opened.convert(mode)
             if image.size != (width, height):
                 image = image.resize((width, height), Image.Resampling.BILINEAR)
             pixels = np.asarray(image, dtype=np.float32) / 255.0
@@ -95,7 +95,7 @@ def probe_image(path: str) -> tuple[tuple[int, int], int]:
 
 
 def channel_mean_std(
-    paths: Sequence[str], size: Sequence[int], channels: int
+    paths: Iterable[str], size: Sequence[int], channels: int
 ) -> tuple[list[float], list[float]]:
     """Per-channel pixel mean and std over ``paths`` (in [0, 1] units, after resizing)."""
     total = np.zeros(channels)

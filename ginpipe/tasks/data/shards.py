@@ -174,18 +174,22 @@ class ShardStore:
             if manifest.get("format") != FORMAT or name != shard_name(keys):
                 raise ValueError("not a manifest of this format")
         except (OSError, ValueError, KeyError, TypeError) as error:
-            return self._reject(name, f"its manifest is unreadable ({error})")
+            self._reject(name, f"its manifest is unreadable ({error})")
+            return None
         try:
             stat = npy.stat()
         except FileNotFoundError:
-            return self._reject(name, "its .npy file is missing")
+            self._reject(name, "its .npy file is missing")
+            return None
         if stat.st_size != expected_size:
-            return self._reject(
+            self._reject(
                 name, f"it is truncated or altered ({stat.st_size} of {expected_size} bytes)"
             )
+            return None
         if verify == "sha256" or stat.st_mtime_ns != manifest.get("mtime_ns"):
             if file_sha256(npy) != expected_sha:
-                return self._reject(name, "its content does not match its checksum")
+                self._reject(name, "its content does not match its checksum")
+                return None
             if stat.st_mtime_ns != manifest.get("mtime_ns"):  # same bytes, newer write
                 manifest["mtime_ns"] = stat.st_mtime_ns
                 with contextlib.suppress(OSError):

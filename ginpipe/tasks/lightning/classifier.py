@@ -113,7 +113,9 @@ class Classifier(pl.LightningModule):
         if self.scheduler_interval == "step":
             length = int(self.trainer.estimated_stepping_batches)
         else:
-            length = int(self.trainer.max_epochs)
+            max_epochs = self.trainer.max_epochs
+            assert max_epochs is not None  # Lightning makes None 1000 or -1 when fit starts
+            length = int(max_epochs)
         parameters = inspect.signature(factory.func).parameters
         return {
             name: length

@@ -122,6 +122,8 @@ class ContinuingCSVLogger(CSVLogger):
     A fixed directory (no ``version_N``) is what lets a resumed run find its earlier rows.
     """
 
+    _experiment: ContinuingExperimentWriter | None  # set by ``experiment`` only
+
     def __init__(self, save_dir: str | Path, flush_logs_every_n_steps: int = 100) -> None:
         super().__init__(
             save_dir, name="", version="", flush_logs_every_n_steps=flush_logs_every_n_steps

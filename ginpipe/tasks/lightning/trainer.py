@@ -107,7 +107,8 @@ def fit_logging_interval(trainer: pl.Trainer, loader_batches: int) -> None:
         batches = min(batches, limit)
     elif isinstance(limit, float) and limit < 1.0:
         batches = int(batches * limit)
-    trainer.log_every_n_steps = max(1, min(trainer.log_every_n_steps, batches))
+    # an attribute Lightning's logger connector sets in Trainer.__init__, undeclared on Trainer
+    trainer.log_every_n_steps = max(1, min(trainer.log_every_n_steps, batches))  # type: ignore[attr-defined]
 
 
 def checkpoint_callbacks(
