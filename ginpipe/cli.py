@@ -6,7 +6,6 @@ them, so ``ginpipe --help``, ``runs`` and ``diff`` start in a fraction of a seco
 
 from __future__ import annotations
 
-import os
 import sys
 import traceback
 from collections.abc import Callable
@@ -15,7 +14,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from ginpipe.base.errors import GinpipeError, TaskFailed
+from ginpipe.base.errors import EXIT_INTERRUPTED, GinpipeError, TaskFailed
 from ginpipe.runs import startup
 
 app = typer.Typer(
@@ -493,20 +492,8 @@ def demo(
 
 
 def main(argv: list[str] | None = None) -> Any:
-    """Console entry point.
-
-    The working directory is importable, as with ``python -m``: a config's ``import
-    mytasks`` or ``@mymodels.Net`` finds the user's own modules without PYTHONPATH.
-    """
-    cwd = os.getcwd()
-    if cwd not in sys.path and "" not in sys.path:
-        sys.path.insert(0, cwd)
-    startup.own_process()
-    try:
-        return app(args=argv)
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        sys.exit(130)
+    """Console entry point; each command sets its console logging up (``--verbose``)."""
+    return startup.process_main(lambda: app(args=argv), interrupted_exit=EXIT_INTERRUPTED)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,11 +7,23 @@ importing the machinery that runs tasks.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import gin
 
 RUN = "ginpipe.run"
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What ``run`` binds, read once: the runner, sweeps and inference read named fields,
+    which a type checker follows and a typo cannot miss."""
+
+    tasks: list[Any]
+    observers: list[Any]
+    main_metric: str
+    report_key: str
 
 
 @gin.configurable("run", module="ginpipe")
@@ -20,7 +32,7 @@ def run_settings(
     observers: Sequence[Any] = (),
     main_metric: str = "accuracy",
     report_key: str = "metrics",
-) -> dict[str, Any]:
+) -> RunSettings:
     """The pipeline as the config states it.
 
     Args:
@@ -29,9 +41,9 @@ def run_settings(
         main_metric: the metric ``ginpipe runs`` shows.
         report_key: the state key whose dict of numbers is copied into ``run.json``.
     """
-    return {
-        "tasks": list(tasks),
-        "observers": list(observers),
-        "main_metric": main_metric,
-        "report_key": report_key,
-    }
+    return RunSettings(
+        tasks=list(tasks),
+        observers=list(observers),
+        main_metric=main_metric,
+        report_key=report_key,
+    )

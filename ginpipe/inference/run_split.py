@@ -48,7 +48,7 @@ def _data_state(run_dir: Path) -> Any:
     if not run.exists():
         raise ConfigError(f"not a run directory (no {rundir.CONFIG}): {run_dir}")
     compose_text(run.config_text(), str(run.file(rundir.CONFIG)))
-    steps = task_steps(run_settings()["tasks"])
+    steps = task_steps(run_settings().tasks)
     last = next((s.index for s in steps if "splits" in s.spec.writes), None)
     if last is None or not any("dataset" in s.spec.writes for s in steps[:last]):
         raise ConfigError(f"the tasks of {run_dir} write no 'dataset' and 'splits' to read from")
@@ -77,4 +77,4 @@ class ReadOnlyStore(ArtifactStore):
     """Reads the cache; stores nothing (predicting must not change the cache)."""
 
     def save(self, key: str, outputs: dict[str, Any], **_: Any) -> SaveResult:
-        return SaveResult(key, (), tuple(outputs), 0)
+        return SaveResult(key, (), (), 0)  # nothing stored, nothing to warn about

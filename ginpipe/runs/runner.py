@@ -7,17 +7,15 @@ runs and before anything in an existing run directory is touched.
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from loguru import logger
 
-from ginpipe.base.atomic import atomic_write_text
 from ginpipe.base.errors import EXIT_OK, ConfigError, GinpipeError, Interrupted, TaskFailed
 from ginpipe.base.oserrors import check_component, path_error
 from ginpipe.base.signals import signals_raise_interrupted
@@ -37,38 +35,10 @@ from ginpipe.core.pipeline import (
 )
 from ginpipe.core.state import RunContext
 from ginpipe.core.store import CACHE_DIR, ArtifactStore
-from ginpipe.runs import continuation, distributed, rundir, startup
+from ginpipe.runs import distributed, rundir, startup
 from ginpipe.runs.log import add_run_log
-from ginpipe.runs.provenance import (
-    ENVIRONMENT_FILE,
-    environment,
-    git_diff,
-    git_state,
-    installed_distributions,
-)
-
-
-@dataclass
-class RunRequest:
-    files: list[str] = field(default_factory=list)
-    mods: list[str] = field(default_factory=list)
-    name: str | None = None
-    project: str | None = None
-    # A folder of runs inside the project (a sweep's trials): ROOT/PROJECT/GROUP/NAME.
-    group: str | None = None
-    root: Path = Path("experiments")
-    resume: Path | None = None
-    dry_run: bool = False
-    use_cache: bool = True
-    rerun: list[str] = field(default_factory=list)
-    argv: list[str] = field(default_factory=lambda: list(sys.argv))
-
-
-@dataclass
-class Prepared:
-    composition: Composition
-    settings: dict[str, Any]
-    steps: list[Step]
+from ginpipe.runs.request import Prepared, RunRequest
+from ginpipe.runs.roles import RankRole, role_of
 
 
 def default_project() -> str:
@@ -98,7 +68,7 @@ def _compose_and_check(request: RunRequest) -> Prepared:
             "e.g. ginpipe run base models/resnet (ginpipe configs lists them)"
         )
     settings = run_settings()
-    steps = task_steps(settings["tasks"])
+    steps = task_steps(settings.tasks)
     sources = composition.sources
     check_wiring(steps)
     check_required(steps)
@@ -108,8 +78,8 @@ def _compose_and_check(request: RunRequest) -> Prepared:
     with _located(sources):
         check_tasks(steps)
         if ginapi.is_bound(RUN, "main_metric", {""}):
-            check_main_metric(steps, settings["report_key"], settings["main_metric"])
-    for observer in settings["observers"]:
+            check_main_metric(steps, settings.report_key, settings.main_metric)
+    for observer in settings.observers:
         check_observer(observer)
     _warn_about_mods_that_change_nothing(composition, reached)
     return Prepared(composition, settings, steps)
@@ -191,11 +161,7 @@ def run_path(request: RunRequest, composition: Composition, ranks: distributed.R
 
     if ranks.world_size > 1 and distributed.uses_agent_store():
         return Path(distributed.share_from_rank0("run_dir", create))
-    if not ranks.is_main:
-        raise ConfigError(
-            "ranks started together need one run name: pass --name NAME (or use torchrun)"
-        )
-    return Path(create())
+    return role_of(ranks).unnamed_run_dir(create)
 
 
 @dataclass(frozen=True)
@@ -211,102 +177,50 @@ def execute(request: RunRequest) -> int:
 
 def execute_run(request: RunRequest) -> RunOutcome:
     """Run (or resume); the exit code and the run directory."""
-    ranks = distributed.detect()
+    role = role_of(distributed.detect())
     try:
-        outcome = _execute(request, ranks)
+        outcome = _execute(request, role)
     except BaseException as e:
-        _stop_waiting_ranks(ranks, f"{type(e).__name__}: {e}")
+        role.stop_waiting_ranks(f"{type(e).__name__}: {e}")
         raise
     if outcome.exit_code != EXIT_OK:
-        _stop_waiting_ranks(ranks, f"exit code {outcome.exit_code}")
+        role.stop_waiting_ranks(f"exit code {outcome.exit_code}")
     return outcome
 
 
-def _stop_waiting_ranks(ranks: distributed.Ranks, reason: str) -> None:
-    """Ranks > 0 may be waiting for rank 0's results; a rank 0 that stops tells them."""
-    if ranks.is_main and ranks.world_size > 1:
-        distributed.announce_rank0_failure(reason)
-
-
-def _execute(request: RunRequest, ranks: distributed.Ranks) -> RunOutcome:
+def _execute(request: RunRequest, role: RankRole) -> RunOutcome:
     prepared = prepare(request)
     # The cache is always ROOT/.cache; the plan is checked before a run directory exists,
     # so a refused request leaves nothing behind.
     root = rundir.root_of(request.resume) if request.resume is not None else request.root
     store = ArtifactStore(root / CACHE_DIR)
     store.check_usable()
-    steps = plan(
+    steps = _plan(request, prepared, store, role)
+    path = run_path(request, prepared.composition, role.ranks)
+    if bind_run_macros(path.resolve()):  # keys of tasks that use %RUN_DIR depend on it
+        steps = _plan(request, prepared, store, role)
+    run = rundir.RunDir(path)
+    if role.leaves_as_it_is(run, request, prepared, steps):
+        logger.info(f"run already completed with this config, left as it is: {path}")
+        return RunOutcome(EXIT_OK, path)
+    if request.dry_run:
+        print_plan(path, steps)
+        return RunOutcome(EXIT_OK, path)
+    with role.claim(run, request, prepared.composition, store):
+        return RunOutcome(_run_pipeline(run, request, prepared, steps, store, role), path)
+
+
+def _plan(
+    request: RunRequest, prepared: Prepared, store: ArtifactStore, role: RankRole
+) -> list[Step]:
+    """Each task's cache key and action (run, reuse, or wait for rank 0's result)."""
+    return plan(
         prepared.steps,
         store,
         rerun=request.rerun,
         use_cache=request.use_cache,
-        is_main=ranks.is_main,
+        is_main=role.is_main,
     )
-    path = run_path(request, prepared.composition, ranks)
-    if bind_run_macros(path.resolve()):  # keys of tasks that use %RUN_DIR depend on it
-        steps = plan(
-            prepared.steps,
-            store,
-            rerun=request.rerun,
-            use_cache=request.use_cache,
-            is_main=ranks.is_main,
-        )
-    run = rundir.RunDir(path)
-    if ranks.is_main and run.exists():
-        continuation.check_pinned_inputs(run, steps, prepared.composition.bindings, request.mods)
-        if _nothing_to_do(run, request, prepared.composition.digest):
-            logger.info(f"run already completed with this config, left as it is: {path}")
-            return RunOutcome(EXIT_OK, path)
-    if request.dry_run:
-        print_plan(path, steps)
-        return RunOutcome(EXIT_OK, path)
-    lock = rundir.RunLock(run) if ranks.is_main else None
-    if not ranks.is_main:
-        # A rank started with the run's name may get here before rank 0 made the folder;
-        # its own log file goes there (mkdir -p: rank 0's later mkdir is unaffected).
-        rundir.make_run_dir(path)
-    if ranks.is_main:
-        rundir.make_run_dir(path)
-        rundir.check_no_symlinks(run)
-        lock.acquire()
-    previous = rundir.read_config_files(run) if request.resume and ranks.is_main else None
-    try:
-        if ranks.is_main:
-            rundir.remove_leftovers(run)
-            store.clean_temp()
-            _write_run_files(run, request, prepared.composition)
-            distributed.hand_down_run_dir(path)
-        return RunOutcome(_run_pipeline(run, request, prepared, steps, store, ranks), path)
-    except GinpipeError:
-        # A resume refused on the way (e.g. its --mod does not fit the checkpoint) must
-        # leave the run as it was: the saved config is what the next resume reads.
-        if previous:
-            rundir.restore_config_files(run, previous)
-        raise
-    finally:
-        if lock is not None:
-            lock.release()
-
-
-def _nothing_to_do(run: rundir.RunDir, request: RunRequest, digest: str) -> bool:
-    """A resume of a completed run with its own config changes nothing already there."""
-    resumed = request.resume is not None and not request.rerun and request.use_cache
-    return resumed and continuation.is_complete(run, digest)
-
-
-def _write_run_files(run: rundir.RunDir, request: RunRequest, composition: Composition) -> None:
-    if request.resume is not None:
-        old = (
-            run.file(rundir.OVERRIDES).read_text().splitlines()
-            if run.file(rundir.OVERRIDES).exists()
-            else []
-        )
-        rundir.write_config_files(run, composition.text, composition.bindings, old + request.mods)
-        return
-    if run.exists():
-        rundir.check_same_config(run, composition.digest, composition.bindings)
-        return
-    rundir.write_config_files(run, composition.text, composition.bindings, request.mods)
 
 
 def _run_pipeline(
@@ -315,23 +229,19 @@ def _run_pipeline(
     prepared: Prepared,
     steps: list[Step],
     store: ArtifactStore,
-    ranks: distributed.Ranks,
+    role: RankRole,
 ) -> int:
     """Run the planned steps in the run directory; record the outcome however it ends."""
-    sink = add_run_log(run.path, ranks.rank)
-    record = _open_record(run, request, prepared, ranks) if ranks.is_main else None
-    pinned = [continuation.InputsRecorder(run, steps)] if ranks.is_main else []
-    observers = [record, *pinned, *prepared.settings["observers"]] if record is not None else []
-    events = Events(observers)
+    sink = add_run_log(run.path, role.ranks.rank)
+    observed = role.observe(run, request, prepared, steps)
     logger.info(f"run directory: {run.path}")
     outcome: dict[str, Any] = {"status": "failed", "exit_code": 1}
     try:
-        state = _run_steps(run, steps, store, ranks, events)
-        metrics = _report(state, prepared.settings["report_key"])
+        state = _run_steps(run, steps, store, role.ranks, observed.events)
+        metrics = _report(state, prepared.settings.report_key)
         outcome = {"status": "completed", "exit_code": EXIT_OK, "metrics": metrics}
-        if ranks.is_main:
-            continuation.write_operative(run, _operative(steps, state.unused), state.unused)
-            _summary(run, metrics, prepared.settings["main_metric"])
+        operative_text = partial(_operative, steps, state.unused)
+        role.completed(run, operative_text, state.unused, metrics, prepared.settings.main_metric)
         return EXIT_OK
     except Interrupted as e:
         outcome = {"status": "interrupted", "exit_code": e.exit_code, "error": str(e)}
@@ -345,37 +255,8 @@ def _run_pipeline(
         outcome = {"status": "failed", "exit_code": error.exit_code, "error": str(error)}
         raise error from e
     finally:
-        if record is not None:
-            world = distributed.trained_world(ranks)
-            record.data.update(world_size=world.world_size, launcher=world.launcher)
-        events.emit("on_run_end", outcome)
+        observed.end(outcome)
         logger.remove(sink)
-
-
-def _open_record(
-    run: rundir.RunDir, request: RunRequest, prepared: Prepared, ranks: distributed.Ranks
-) -> rundir.RunRecord:
-    """run.json's fixed part (argv, config, provenance); the record then follows events."""
-    git = git_state()
-    if git and git["dirty"]:
-        atomic_write_text(run.file(rundir.GIT_DIFF), git_diff())
-    atomic_write_text(run.file(ENVIRONMENT_FILE), installed_distributions())
-    base = {
-        "name": run.name,
-        "project": run.project,
-        "dir": str(run.path.resolve()),
-        "argv": request.argv,
-        "cwd": os.getcwd(),
-        "config_files": prepared.composition.files,
-        "overrides": _all_overrides(run),
-        "config_digest": prepared.composition.digest,
-        "main_metric": prepared.settings["main_metric"],
-        "git": git,
-        **environment(),
-        "world_size": ranks.world_size,
-        "launcher": ranks.launcher,
-    }
-    return rundir.RunRecord(run, base)
 
 
 def _run_steps(
@@ -397,12 +278,6 @@ def _run_steps(
         return pipeline.execute()
 
 
-def _all_overrides(run: rundir.RunDir) -> list[str]:
-    """Every --mod the run has had (first start and resumes), as overrides.txt holds them."""
-    path = run.file(rundir.OVERRIDES)
-    return path.read_text().splitlines() if path.exists() else []
-
-
 def _report(state: Any, key: str) -> dict[str, float] | None:
     if key not in state:
         return None
@@ -410,13 +285,6 @@ def _report(state: Any, key: str) -> dict[str, float] | None:
     if not isinstance(value, dict):
         return None
     return {k: float(v) for k, v in value.items() if isinstance(v, (int, float))}
-
-
-def _summary(run: rundir.RunDir, metrics: dict[str, float] | None, main_metric: str) -> None:
-    shown = ""
-    if metrics and main_metric in metrics:
-        shown = f" ({main_metric} {metrics[main_metric]:.4f})"
-    logger.success(f"run completed: {run.path}{shown}")
 
 
 def print_plan(path: Path, steps: list[Step]) -> None:

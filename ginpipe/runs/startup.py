@@ -1,4 +1,9 @@
-"""Start-up of a ginpipe process: import what a config names without the collector's rescans.
+"""Start-up of a ginpipe process: its entry, and importing what a config names without the
+collector's rescans.
+
+``process_main`` is the one entry of every process ginpipe starts (the console script, a sweep
+worker, a trial): the working directory importable, console logging, this module's collector
+pause, and how an error or a Ctrl-C that reaches the top ends the process.
 
 Importing torch, Lightning and torchmetrics creates ~450,000 objects that live as long as
 the process. Python's cyclic garbage collector rescans every one of them at each full
@@ -21,7 +26,16 @@ from __future__ import annotations
 
 import contextlib
 import gc
-from collections.abc import Iterator
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+from ginpipe.base.errors import EXIT_INTERRUPTED, GinpipeError, TaskFailed
+
+T = TypeVar("T")
 
 _owned = False  # set by ginpipe's own entry points
 _done = False  # the one start-up of this process has happened
@@ -51,3 +65,55 @@ def importing() -> Iterator[None]:
     finally:
         gc.freeze()
         gc.enable()
+
+
+def process_main(
+    body: Callable[[], T],
+    *,
+    console_rank: int | None = None,
+    reported: tuple[type[GinpipeError] | type[TaskFailed], ...] = (),
+    interrupted_exit: int | None = None,
+) -> T:
+    """Run ``body`` as the whole of a process ginpipe owns; its result.
+
+    Args:
+        console_rank: log to the console as this rank before ``body`` (None: ``body`` sets
+            logging up itself, as each CLI command does with its ``--verbose``).
+        reported: errors that end the process as one ``error:`` line and their exit code.
+        interrupted_exit: the exit code of a Ctrl-C that reaches the top, printed as
+            ``interrupted``; None leaves it to Python.
+    """
+    _make_cwd_importable()
+    if console_rank is not None:
+        from ginpipe.runs.log import setup_console
+
+        setup_console(False, console_rank)
+    own_process()
+    try:
+        return body()
+    except KeyboardInterrupt:
+        if interrupted_exit is None:
+            raise
+        print("interrupted", file=sys.stderr)
+        sys.exit(interrupted_exit)
+    except reported as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
+    finally:
+        _quiet_exit_on_ctrl_c()
+
+
+def _quiet_exit_on_ctrl_c() -> None:
+    """Once the work is over, the interpreter still joins threads and runs exit hooks
+    (torch's, multiprocessing's): a Ctrl-C there printed a KeyboardInterrupt traceback from
+    an atexit hook. It ends the process at once instead, with Ctrl-C's exit code."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, lambda signum, frame: os._exit(EXIT_INTERRUPTED))
+
+
+def _make_cwd_importable() -> None:
+    """As with ``python -m``: a config's ``import mytasks`` or ``@mymodels.Net`` finds the
+    user's own modules in the working directory without PYTHONPATH."""
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)

@@ -76,7 +76,7 @@ def validate(space: Space, prune: bool) -> tuple[tuple[str, str], list[str], boo
                 mods = space.mods({**first, param.key: value})
                 prepare(RunRequest(files=space.configs, mods=[*mods, *extra]))
         several = several_devices(prepared.composition.bindings)
-        objective = default_objective(prepared.steps, str(prepared.settings["main_metric"]))
+        objective = default_objective(prepared.steps, str(prepared.settings.main_metric))
         return objective, [s.spec.name for s in prepared.steps], several
     finally:
         gin.clear_config()

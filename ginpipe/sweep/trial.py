@@ -10,7 +10,6 @@ worker tells the study how the trial ended, from the trial's ``run.json``.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -81,19 +80,13 @@ def run_trial(sweep_dir: Path, number: int, values: dict[str, str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from ginpipe.runs.log import setup_console
-
+    """``python -m ginpipe.sweep.trial SWEEP_DIR NUMBER VALUES``, on every rank of the trial."""
     args = sys.argv[1:] if argv is None else argv
-    setup_console(False, distributed.detect().rank)
-    startup.own_process()
-    cwd = os.getcwd()
-    if cwd not in sys.path:
-        sys.path.insert(0, cwd)  # the user's task modules, as the CLI makes them importable
-    try:
-        code = run_trial(Path(args[0]), int(args[1]), json.loads(args[2]))
-    except (GinpipeError, TaskFailed) as e:  # recorded in the trial's run.json as well
-        print(f"error: {e}", file=sys.stderr)
-        code = e.exit_code
+    code = startup.process_main(
+        lambda: run_trial(Path(args[0]), int(args[1]), json.loads(args[2])),
+        console_rank=distributed.detect().rank,
+        reported=(GinpipeError, TaskFailed),  # recorded in the trial's run.json as well
+    )
     sys.exit(code)
 
 

@@ -123,7 +123,8 @@ def run_trial(sweep: Sweep, study: optuna.Study, job: Job) -> int | None:
         run = start_or_resume(sweep, job.number, job.values)
     except (TaskFailed, GinpipeError) as error:
         if is_pruned(error):
-            return tell_pruned(study, job.number, path)
+            tell_pruned(study, job.number, path)
+            return None
         if isinstance(error, PathError):
             raise  # a full disk or a read-only folder fails every trial alike: stop
         study.tell(job.number, state=TrialState.FAIL)
@@ -137,7 +138,8 @@ def run_trial(sweep: Sweep, study: optuna.Study, job: Job) -> int | None:
     value = objective(run.dir, run.metrics, sweep.metric, sweep.direction)
     if value is None:
         refuse_unknown_metric(study, job.number, run.dir, run.metrics, sweep.metric)
-    return tell_result(sweep, study, job.number, value, f"reported no {sweep.metric}")
+    tell_result(sweep, study, job.number, value, f"reported no {sweep.metric}")
+    return None
 
 
 def run_trial_process(sweep: Sweep, study: optuna.Study, job: Job) -> int | None:
@@ -158,13 +160,15 @@ def run_trial_process(sweep: Sweep, study: optuna.Study, job: Job) -> int | None
         return code or EXIT_INTERRUPTED
     error = str((record.get("error") or {}).get("message", ""))
     if status == "failed" and "TrialPruned" in error:
-        return tell_pruned(study, job.number, path)
+        tell_pruned(study, job.number, path)
+        return None
     completed = status == "completed"
     metrics = record.get("metrics") or {}
     value = objective(path, metrics, sweep.metric, sweep.direction) if completed else None
     if completed and value is None:
         refuse_unknown_metric(study, job.number, path, metrics, sweep.metric)
-    return tell_result(sweep, study, job.number, value, f"failed (exit {code}): {error}")
+    tell_result(sweep, study, job.number, value, f"failed (exit {code}): {error}")
+    return None
 
 
 def tell_pruned(study: optuna.Study, number: int, path: Path) -> None:
@@ -299,19 +303,10 @@ def run_worker(sweep_dir: Path, max_trials: int | None = None) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m ginpipe.sweep.worker SWEEP_DIR``: one local worker of ``--jobs N``."""
-    from ginpipe.runs.log import setup_console
-
     args = sys.argv[1:] if argv is None else argv
-    setup_console(False, 0)
-    startup.own_process()
-    cwd = os.getcwd()
-    if cwd not in sys.path:
-        sys.path.insert(0, cwd)  # the user's task modules, as the CLI makes them importable
-    try:
-        code = run_worker(Path(args[0]))
-    except GinpipeError as e:
-        print(f"error: {e}", file=sys.stderr)
-        code = e.exit_code
+    code = startup.process_main(
+        lambda: run_worker(Path(args[0])), console_rank=0, reported=(GinpipeError,)
+    )
     sys.exit(code)
 
 

@@ -102,19 +102,19 @@ def test_import_lines_and_macros(toy_project) -> None:
     )
     compose(["m.gin"])
     assert gin.query_parameter("%SCALE") == 4.0
-    assert names(run_settings()["tasks"]) == ["make_numbers"]
+    assert names(run_settings().tasks) == ["make_numbers"]
 
 
 def test_append_in_files_and_in_mods(toy_project) -> None:
     toy_project.write("one.gin", "import toytasks\nrun.tasks = [@make_numbers]\n")
     toy_project.write("two.gin", "run.tasks += [@add_up]\n")
     compose(["one.gin", "two.gin"], ["run.tasks+=[@report]"])
-    assert names(run_settings()["tasks"]) == ["make_numbers", "add_up", "report"]
+    assert names(run_settings().tasks) == ["make_numbers", "add_up", "report"]
 
 
 def test_append_to_an_unbound_parameter_starts_from_its_default(toy_project) -> None:
     compose(["base.gin"], ["run.observers+=[@Recorder()]"])
-    observers = run_settings()["observers"]
+    observers = run_settings().observers
     assert [type(o).__name__ for o in observers] == ["Recorder"]
 
 
@@ -140,7 +140,7 @@ def test_equals_inside_strings_and_multiline_lists(toy_project) -> None:
     )
     compose(["m.gin"])
     assert gin.query_parameter("read_text.path") == "key=value.txt"
-    assert names(run_settings()["tasks"]) == ["make_numbers", "read_text", "add_up"]
+    assert names(run_settings().tasks) == ["make_numbers", "read_text", "add_up"]
 
 
 def test_composed_text_parses_back_to_the_same_config(toy_project) -> None:
@@ -159,7 +159,7 @@ def test_composed_text_parses_back_to_the_same_config(toy_project) -> None:
     again = compose_text(original.text, str(toy_project.path / "elsewhere" / "config.gin"))
     assert again.bindings == original.bindings
     assert again.digest == original.digest
-    assert names(run_settings()["tasks"]) == ["make_numbers", "add_up", "report"]
+    assert names(run_settings().tasks) == ["make_numbers", "add_up", "report"]
 
 
 def test_digest_follows_the_bindings(toy_project) -> None:

@@ -29,7 +29,7 @@ run.tasks = [@make_numbers, @add_up, @shift]
 def keys(text: str, mods: tuple[str, ...] = ()) -> dict[str, str]:
     """Each task's cache key for a config text (no store: nothing is read or run)."""
     compose_text(text, "<test>", mods)
-    steps = plan(task_steps(run_settings()["tasks"]), None)
+    steps = plan(task_steps(run_settings().tasks), None)
     return {step.spec.name: step.key for step in steps}
 
 
@@ -219,7 +219,7 @@ def test_artifact_keys_differ_per_output_name() -> None:
 def test_keys_are_computed_from_files_too(toy_project) -> None:
     composition = compose(["base.gin"])
     assert composition.digest
-    steps = plan(task_steps(run_settings()["tasks"]), None)
+    steps = plan(task_steps(run_settings().tasks), None)
     assert all(len(step.key) == 64 for step in steps)
     assert len({step.key for step in steps}) == 3
 

@@ -281,7 +281,7 @@ def test_plan_marks_the_producer_of_an_unstorable_needed_output(toy_project, cli
     toy_project.write("t.gin", THINGS)
     assert cli("run", "t.gin", "--name", "one").exit_code == 0
     compose(["t.gin"], ["use_thing.plus=2"])
-    steps = plan(task_steps(run_settings()["tasks"]), ArtifactStore(toy_project.root / ".cache"))
+    steps = plan(task_steps(run_settings().tasks), ArtifactStore(toy_project.root / ".cache"))
     assert [(s.spec.name, s.action) for s in steps] == [("make_thing", "run"), ("use_thing", "run")]
     assert "not storable" in steps[0].reason
     assert steps[0].transient == ("thing",)

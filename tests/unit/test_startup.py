@@ -94,3 +94,25 @@ def test_the_console_script_composes_with_the_collector_paused(tmp_path: Path) -
     assert "collector during composition: False" in result.stdout, result.stderr
     assert "exit: 0" in result.stdout, result.stderr
     assert "frozen: True collector after: True" in result.stdout
+
+
+def test_a_ctrl_c_after_the_work_ends_the_process_quietly() -> None:
+    """Exit hooks (torch's, multiprocessing's) run after ``main``: a Ctrl-C there printed a
+    KeyboardInterrupt traceback from an atexit hook."""
+    probe = textwrap.dedent(
+        """
+        import atexit, os, signal, time
+        from ginpipe.runs.startup import process_main
+
+        def slow_exit_hook():
+            os.kill(os.getpid(), signal.SIGINT)  # the user's Ctrl-C, during the exit hooks
+            time.sleep(5)
+
+        atexit.register(slow_exit_hook)
+        process_main(lambda: print("done", flush=True), interrupted_exit=130)
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.stdout.strip() == "done"
+    assert result.returncode == 130
+    assert "Traceback" not in result.stderr and "KeyboardInterrupt" not in result.stderr

@@ -1,0 +1,38 @@
+"""What a run is asked to do (``RunRequest``) and its config, composed and checked (``Prepared``).
+
+Apart from the runner so that the rank roles (``ginpipe/runs/roles.py``) can read both
+without importing the runner that uses them. ``ginpipe.runs.runner`` exports both names.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ginpipe.config.compose import Composition
+from ginpipe.config.settings import RunSettings
+from ginpipe.core.pipeline import Step
+
+
+@dataclass
+class RunRequest:
+    files: list[str] = field(default_factory=list)
+    mods: list[str] = field(default_factory=list)
+    name: str | None = None
+    project: str | None = None
+    # A folder of runs inside the project (a sweep's trials): ROOT/PROJECT/GROUP/NAME.
+    group: str | None = None
+    root: Path = Path("experiments")
+    resume: Path | None = None
+    dry_run: bool = False
+    use_cache: bool = True
+    rerun: list[str] = field(default_factory=list)
+    argv: list[str] = field(default_factory=lambda: list(sys.argv))
+
+
+@dataclass
+class Prepared:
+    composition: Composition
+    settings: RunSettings
+    steps: list[Step]
