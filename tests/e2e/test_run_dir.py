@@ -15,7 +15,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -469,39 +468,50 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_demo_answers_over_http(runs: Runs) -> None:
-    if importlib.util.find_spec("gradio_client") is None:
-        pytest.skip('needs the demo extra: pip install "ginpipe[demo]" (gradio is large)')
+def start_demo(run_dir: Path) -> tuple[subprocess.Popen, Any, str]:
+    """The demo of ``run_dir`` on a free port, once it says where it is, and a client."""
     from gradio_client import Client
 
     port = free_port()
     proc = subprocess.Popen(
-        [*ginpipe_command(), "demo", str(runs.dir("mlp")), "--port", str(port)],
-        stdout=subprocess.DEVNULL,
+        [*ginpipe_command(), "demo", str(run_dir), "--port", str(port)],
+        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+    announced = proc.stdout.readline() if proc.stdout else ""  # printed once it listens
+    assert f"http://127.0.0.1:{port}/" in announced, (announced, proc.poll())
+    return proc, Client(f"http://127.0.0.1:{port}/", verbose=False), announced
+
+
+@pytest.mark.parametrize("name", ["mlp", "files"])
+def test_demo_answers_over_http_with_every_class(runs: Runs, name: str) -> None:
+    if importlib.util.find_spec("gradio_client") is None:
+        pytest.skip('needs the demo extra: pip install "ginpipe[demo]" (gradio is large)')
+    from gradio_client import handle_file
+
+    from ginpipe import load_run
+
+    run = load_run(runs.dir(name))
+    proc, client, _ = start_demo(runs.dir(name))
     try:
-        client = None
-        deadline = time.monotonic() + 180
-        while client is None and time.monotonic() < deadline:
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            try:
-                client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-            except Exception:
-                time.sleep(1)
-        assert client is not None, "the demo did not start within 180 s"
-        from sklearn.datasets import load_wine
+        if name == "mlp":
+            from sklearn.datasets import load_wine
 
-        row = load_wine().data[0]
-        answer = client.predict(",".join(map(str, row)), api_name="/predict")
-        from ginpipe import load_run
-
-        expected = load_run(runs.dir("mlp")).predict(row[None, :].astype(np.float32))
-        assert answer["label"] == expected["predicted_class"][0]
+            wine = load_wine(as_frame=True)
+            row = wine.data.to_numpy()[0]
+            given = {"headers": list(wine.data.columns), "data": [row.tolist()], "metadata": None}
+            expected = run.predict(row[None, :].astype(np.float32))
+        else:
+            path = pd.read_csv(runs.dir(name) / "predictions.csv")["path"][0]
+            given = handle_file(path)
+            expected = run.predict([path])
+        answer = client.predict(given, api_name="/predict")
+        assert answer["label"] == str(expected["predicted_class"][0])
         confidences = {c["label"]: c["confidence"] for c in answer["confidences"]}
-        for name, value in confidences.items():
-            assert abs(value - expected[f"prob_{name}"][0]) < 1e-6
+        assert sorted(confidences) == sorted(run.classes)  # every class, not the top 5
+        for label, value in confidences.items():
+            assert abs(value - expected[f"prob_{label}"][0]) < 1e-6
     finally:
         proc.terminate()
         proc.wait(timeout=30)

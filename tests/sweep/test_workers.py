@@ -134,6 +134,13 @@ def test_a_slurm_array_through_submitit_runs_one_trial_per_element(
     # as on a cluster: every element sees its array job and task; trials keep their names
     monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "4242")
     monkeypatch.setenv("SLURM_JOB_ID", "4243")
+    # a login node has sbatch (a slurm sweep is refused without it); submitit's local
+    # executor then runs the array here, and sbatch itself is never called
+    bin_dir = toy_project.path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text("#!/bin/sh\nexit 1\n")
+    (bin_dir / "sbatch").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     sweep = launch.create(
         ["base.gin"],
         ["add_up.scale=1,2"],
