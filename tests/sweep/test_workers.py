@@ -192,3 +192,14 @@ def test_parallel_workers_never_propose_the_same_configuration(toy_project, samp
     trials = trials_of(the_sweep(toy_project))
     assert len(trials) == 10
     assert len({tuple(sorted(t.params.items())) for t in trials}) == 10
+
+
+def test_a_trials_sampler_seed_depends_on_the_sweep_seed_and_the_trial_only() -> None:
+    """A restarted worker (kill -9, then --resume) proposes trial N as any worker would, not
+    trial 0's parameters again."""
+    from ginpipe.sweep.study import trial_seed
+
+    seeds = [trial_seed(0, number) for number in range(50)]
+    assert len(set(seeds)) == 50
+    assert seeds == [trial_seed(0, number) for number in range(50)]  # reproducible
+    assert trial_seed(1, 3) != trial_seed(0, 3)
