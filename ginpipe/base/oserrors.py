@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno as errnos
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -78,8 +79,20 @@ HANDLED = frozenset(_KINDS)
 STORAGE_ERRNOS = frozenset({errnos.ENOSPC, errnos.EDQUOT, errnos.EFBIG, errnos.EROFS})
 
 
+# numpy's writers report a full device as a short write, with no errno:
+# "OSError: 200000 requested and 8176 written".
+_SHORT_WRITE = re.compile(r"\d+ requested and \d+ written")
+
+
+def errno_of(error: OSError) -> int | None:
+    """The error number, also for a short write (a full device) that carries none."""
+    if error.errno is None and _SHORT_WRITE.search(str(error)):
+        return errnos.ENOSPC
+    return error.errno
+
+
 def is_storage_error(error: BaseException) -> bool:
-    return isinstance(error, OSError) and error.errno in STORAGE_ERRNOS
+    return isinstance(error, OSError) and errno_of(error) in STORAGE_ERRNOS
 
 
 def path_error(error: OSError, path: Path | str | None = None, doing: str = "") -> PathError:
@@ -89,7 +102,7 @@ def path_error(error: OSError, path: Path | str | None = None, doing: str = "") 
     """
     where = path if path is not None else (error.filename or "")
     code, what, todo = _KINDS.get(
-        error.errno or 0, (EXIT_BAD_PATH, error.strerror or str(error), "check the path")
+        errno_of(error) or 0, (EXIT_BAD_PATH, error.strerror or str(error), "check the path")
     )
     verb = f"cannot {doing} " if doing else "cannot use "
     kind = {EXIT_NO_SPACE: NoSpaceError, EXIT_NOT_WRITABLE: NotWritableError}.get(code, PathError)

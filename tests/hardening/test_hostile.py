@@ -257,3 +257,16 @@ def test_a_full_disk_under_the_feature_store_is_exit_4(tmp_path, monkeypatch, cl
     result = cli("run", "base", "feat.gin", "--name", "f")
     assert result.exit_code == 4, result.output
     assert_one_line_error(result.output, "no space left")
+
+
+def test_a_full_disk_under_an_array_cache_entry_is_exit_4(tmp_path, tmpfs) -> None:
+    """numpy says a full device as "N requested and M written", with no errno: once exit 6."""
+    import numpy as np
+
+    from ginpipe.base.errors import NoSpaceError
+    from ginpipe.core.store import ArtifactStore
+
+    store = ArtifactStore(tmpfs("64k") / "cache")
+    with pytest.raises(NoSpaceError) as info:
+        store.save("ab" * 20, {"array": np.zeros(200_000)}, task="t")
+    assert info.value.exit_code == 4 and "no space left" in str(info.value)
