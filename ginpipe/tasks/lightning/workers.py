@@ -15,6 +15,7 @@ own copy as soon as the start returns.
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing
 import re
 import signal
@@ -93,7 +94,35 @@ def worker_context(method: str | None) -> BaseContext:
     (``None``: the platform's default start method)."""
     name = method or multiprocessing.get_start_method(allow_none=True)
     name = name or multiprocessing.get_context().get_start_method()
+    _end_leftover_workers_at_exit()
     return _CONTEXTS[name]()
+
+
+_exit_hook_registered = False
+
+
+def _end_leftover_workers_at_exit() -> None:
+    """Registered after multiprocessing's own exit hook, so it runs first (atexit is LIFO).
+
+    That hook terminates daemonic children, then joins them. Workers here ignore SIGTERM,
+    and a fit stopped by Ctrl-C can leave its loaders' iterators (and so their workers)
+    alive until the interpreter exits: the join then waited forever after "interrupted"
+    was printed. Workers hold nothing to save; they are killed.
+    """
+    global _exit_hook_registered
+    if not _exit_hook_registered:
+        atexit.register(_kill_daemonic_children)
+        _exit_hook_registered = True
+
+
+def _kill_daemonic_children() -> None:
+    # torch's SIGCHLD handler would raise "DataLoader worker killed" into the joins below
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    children = [child for child in multiprocessing.active_children() if child.daemon]
+    for child in children:
+        child.kill()
+    for child in children:
+        child.join(timeout=5)
 
 
 def _interrupt_behind(error: BaseException) -> BaseException | None:
