@@ -46,6 +46,7 @@ BENCHMARKS = {
     "scale": "benchmarks.data_scale",
     "loading": "benchmarks.data_loading",
     "predict": "benchmarks.predict_throughput",
+    "predict_audio": "benchmarks.predict_audio",
     "features": "benchmarks.feature_extraction",
     "cache": "benchmarks.cache_warm",
     "sweep": "benchmarks.sweep_grid",
