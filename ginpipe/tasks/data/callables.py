@@ -7,7 +7,9 @@ state keys can store without pickle, and each worker rebuilds it by importing ``
 
 * an instance of a dataclass (``AudioDecoder(sample_rate=16000)``): its fields are kwargs;
 * a module-level function or class (``mydecoders.read``): no kwargs;
-* ``functools.partial(fn, key=value)`` with keyword arguments only.
+* ``functools.partial(fn, key=value)`` with keyword arguments only;
+* a function configured with gin (``@mydecoders.read`` and ``mydecoders.read.scale = 2.0``):
+  the function by import path, the bound values as kwargs.
 
 Anything else (a lambda, a nested function, an object with hidden state) cannot be rebuilt
 in another process and is refused with a message saying what works.
@@ -40,6 +42,10 @@ def to_spec(obj: Any, what: str) -> Spec:
     elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         fields = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj) if f.init}
         spec = {"target": _import_path(type(obj), what), "kwargs": fields, "instance": True}
+    elif _gin_bindings(obj) is not None:
+        # `@mydecoders.read` with `mydecoders.read.scale = 2.0`: gin's wrapper of an
+        # importable function; the worker calls the function with the bound values
+        spec = {"target": _import_path(obj.__wrapped__, what), "kwargs": _gin_bindings(obj)}
     elif callable(obj) and hasattr(obj, "__qualname__"):
         spec = {"target": _import_path(obj, what), "kwargs": {}}
     else:
@@ -88,6 +94,18 @@ def resolve(path: str) -> Any:
             break
         return obj
     raise ConfigError(f"cannot import '{path}'")
+
+
+def _gin_bindings(obj: Any) -> dict[str, Any] | None:
+    """The values gin binds for ``obj`` when it is gin's wrapper of a function, else None."""
+    if not callable(obj) or getattr(obj, "__wrapped__", None) is None:
+        return None
+    import gin
+
+    try:
+        return dict(gin.get_bindings(obj))
+    except (ValueError, KeyError, TypeError):  # not a configurable gin knows
+        return None
 
 
 def _import_path(obj: Any, what: str) -> str:
