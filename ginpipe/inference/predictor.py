@@ -88,22 +88,23 @@ class Predictor:
                 start = stop
             return
         assert items.raw is not None
-        if self.decoded is not None:  # features computed already: only normalized here
-            for start in range(0, len(items), batch_size):
-                raw = np.asarray(items.raw[start : start + batch_size], dtype=np.float32)
-                _check_finite(raw, items.identifiers[start : start + batch_size])
-                yield (
-                    items.identifiers[start : start + batch_size],
-                    self.probabilities(self.normalized(raw)),
-                )
-            return
-        if self.features is None:
+        if self.decoded is None and self.features is None:
             raise DataError("this run's feature preprocessing was not saved; it cannot predict")
         for start in range(0, len(items), batch_size):
             raw = np.asarray(items.raw[start : start + batch_size], dtype=np.float32)
             _check_finite(raw, items.identifiers[start : start + batch_size])
-            inputs = self.features(raw.reshape(len(raw), *self.features.raw_shape))
-            yield items.identifiers[start : start + batch_size], self.probabilities(inputs)
+            yield (
+                items.identifiers[start : start + batch_size],
+                self.probabilities(self._from_raw(raw)),
+            )
+
+    def _from_raw(self, raw: np.ndarray) -> np.ndarray:
+        """Model inputs from raw rows: a decoded-files run's computed features are only
+        standardized; a features run's rows go through its fitted preprocessing."""
+        if self.decoded is not None:
+            return self.normalized(raw)
+        assert self.features is not None
+        return self.features(raw.reshape(len(raw), *self.features.raw_shape))
 
     def _file_dataset(self, paths: np.ndarray) -> Dataset:
         """The files as the run's data loaders read them: an image transform, or the run's

@@ -192,7 +192,7 @@ def open_study(sweep: Sweep, *, create: bool = False) -> optuna.Study:
             # one of the two: check_choices ran when the sweep was made
             direction=cast(Literal["maximize", "minimize"], sweep.direction),
         )
-    where = sweep.storage or sweep.storage_url
+    where = sweep.storage_url
     try:
         return optuna.load_study(
             study_name=sweep.study_name,
