@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import io
+import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -233,16 +234,24 @@ def require_onnx() -> None:
 
 def _export_onnx(module: nn.Module, example: Tensor, path: Path) -> None:
     batch = torch.export.Dim("batch")
-    with contextlib.redirect_stdout(io.StringIO()):  # the exporter prints its progress
-        program = torch.onnx.export(
-            module,
-            (example,),
-            input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_shapes=({0: batch},),
-            dynamo=True,
-            external_data=False,
-        )
+    # The exporter prints its progress, and warns that torchvision's operators are skipped:
+    # torchvision is no dependency, and a user can do nothing about it.
+    registration = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = registration.level
+    registration.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            program = torch.onnx.export(
+                module,
+                (example,),
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_shapes=({0: batch},),
+                dynamo=True,
+                external_data=False,
+            )
+    finally:
+        registration.setLevel(level)
     assert program is not None  # the dynamo exporter always returns its program
     _write(path, program.model_proto.SerializeToString())
 

@@ -172,6 +172,7 @@ def use_on_new_audio(
         exported = folder / f"{run_dir.name}{suffix}"
         done = ginpipe(["export", str(run_dir), "-f", fmt, "-o", str(exported)], folder)
         assert done.returncode == 0, done.stderr[-3000:]
+        assert "torchvision" not in done.stderr  # the exporter's notes are not the user's
         sidecar = json.loads(exported.with_name(exported.name + ".json").read_text())
         assert sidecar["verified"]["max_probability_difference"] <= 1e-4
         assert "LogMel" in sidecar["preprocessing_not_included"][0]
