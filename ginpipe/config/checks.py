@@ -36,6 +36,7 @@ from importlib import metadata
 from pathlib import PurePath
 from typing import Any
 
+from ginpipe.base.install import DISTRIBUTION, install_line
 from ginpipe.base.errors import ConfigError
 from ginpipe.base.suggest import did_you_mean
 from ginpipe.config import ginapi
@@ -147,12 +148,12 @@ def _registered(table: dict[Any, Any], configurable: Any) -> Any:
 
 
 def install_hint(module: str) -> str:
-    """`` (pip install "ginpipe[extra]")`` when an extra of ginpipe installs ``module``;
+    """`` (pip install "ginpipe-ml[extra]")`` when an extra of ginpipe installs ``module``;
     otherwise `` (pip install dist)``."""
     top = module.partition(".")[0]
     extra = _extras().get(_normalize(top))
     if extra:
-        return f' (pip install "ginpipe[{extra}]")'
+        return f" ({install_line(extra)})"
     return f" (pip install {top})"
 
 
@@ -160,7 +161,7 @@ def install_hint(module: str) -> str:
 def _extras() -> dict[str, str]:
     """Distribution name -> the ginpipe extra that installs it (not ``dev``)."""
     try:
-        requirements = metadata.requires("ginpipe") or []
+        requirements = metadata.requires(DISTRIBUTION) or []
     except metadata.PackageNotFoundError:
         return {}
     found: dict[str, str] = {}

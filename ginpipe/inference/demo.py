@@ -5,7 +5,7 @@ The input fits what the run was trained on: an image upload, an audio upload or 
 training columns; examples come from the run's own test split. Everything goes through
 ``predict``'s code, so the page shows what ``ginpipe predict`` would write, every class's
 probability. The same function is the app's HTTP API (``/predict``). Gradio is an optional
-extra: ``pip install "ginpipe[demo]"``.
+extra: ``pip install "ginpipe-ml[demo]"``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from loguru import logger
 
+from ginpipe.base.install import install_line
 from ginpipe.base.errors import ConfigError, DataError, GinpipeError
 from ginpipe.inference.inputs import read_items
 from ginpipe.inference.predictor import Predictor
@@ -29,7 +30,7 @@ API_NAME = "predict"
 
 def require_gradio() -> None:
     if importlib.util.find_spec("gradio") is None:
-        raise ConfigError('the demo needs gradio: pip install "ginpipe[demo]"')
+        raise ConfigError(f"the demo needs gradio: {install_line('demo')}")
 
 
 def probabilities_of(predictor: Predictor, value: Any) -> dict[str, float]:

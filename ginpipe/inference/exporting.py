@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ginpipe.base.install import install_line
 from ginpipe.base.atomic import atomic_path, atomic_write_json
 from ginpipe.base.errors import ConfigError, GinpipeError
 from ginpipe.inference.inputs import Items
@@ -229,7 +230,7 @@ def export_run(
 def require_onnx() -> None:
     missing = [name for name in ONNX_MODULES if importlib.util.find_spec(name) is None]
     if missing:
-        raise ConfigError(f'ONNX export needs {", ".join(missing)}: pip install "ginpipe[onnx]"')
+        raise ConfigError(f"ONNX export needs {', '.join(missing)}: {install_line('onnx')}")
 
 
 def _export_onnx(module: nn.Module, example: Tensor, path: Path) -> None:

@@ -2,16 +2,17 @@
 
 Above the runner, like ``ginpipe.inference``: it runs trials through ``ginpipe.api`` and
 reads their run directories; the engine never imports it. Optuna and submitit are the
-optional extra ``ginpipe[sweep]``; ``require`` says so in one line when they are missing.
+optional extra ``ginpipe-ml[sweep]``; ``require`` says so in one line when they are missing.
 """
 
 from __future__ import annotations
 
 import importlib.util
 
+from ginpipe.base.install import install_line
 from ginpipe.base.errors import ConfigError
 
-INSTALL = 'pip install "ginpipe[sweep]"'
+INSTALL = install_line("sweep")
 
 
 def require(*modules: str) -> None:

@@ -79,7 +79,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
          "-w", str(work / "dist"), str(REPO)],
         check=True, capture_output=True, text=True,
     )  # fmt: skip
-    (wheel,) = (work / "dist").glob("ginpipe-*.whl")
+    (wheel,) = (work / "dist").glob("ginpipe_ml-*.whl")
     env = work / "env"
     subprocess.run([sys.executable, "-m", "venv", str(env)], check=True)
     python = env / "bin" / "python"

@@ -337,7 +337,7 @@ def test_export_includes_normalization_and_matches_predict(runs: Runs, tmp_path,
     import json
 
     if fmt == "onnx" and importlib.util.find_spec("onnxruntime") is None:
-        pytest.skip('needs the onnx extra: pip install "ginpipe[onnx]"')
+        pytest.skip('needs the onnx extra: pip install "ginpipe-ml[onnx]"')
     out = tmp_path / ("model.onnx" if fmt == "onnx" else "model.pt")
     result = invoke("export", runs.dir("files"), "--format", fmt, "-o", out)
     assert result.exit_code == 0, result.output
@@ -487,7 +487,7 @@ def start_demo(run_dir: Path) -> tuple[subprocess.Popen, Any, str]:
 @pytest.mark.parametrize("name", ["mlp", "files"])
 def test_demo_answers_over_http_with_every_class(runs: Runs, name: str) -> None:
     if importlib.util.find_spec("gradio_client") is None:
-        pytest.skip('needs the demo extra: pip install "ginpipe[demo]" (gradio is large)')
+        pytest.skip('needs the demo extra: pip install "ginpipe-ml[demo]" (gradio is large)')
     from gradio_client import handle_file
 
     from ginpipe import load_run

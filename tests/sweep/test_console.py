@@ -117,6 +117,6 @@ def test_without_the_sweep_extra_the_command_says_what_to_install(
     result = cli("sweep", "base", "-m", "LR=1,2")
     assert result.exit_code == 2
     assert result.output.strip() == (
-        'error: sweeps need optuna, which is not installed: pip install "ginpipe[sweep]"'
+        'error: sweeps need optuna, which is not installed: pip install "ginpipe-ml[sweep]"'
     )
     assert not (tmp_path / "experiments").exists()

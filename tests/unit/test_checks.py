@@ -109,8 +109,8 @@ def test_a_signature_with_an_unresolvable_hint_keeps_the_others() -> None:
 
 
 def test_the_install_hint_names_ginpipes_extra() -> None:
-    assert install_hint("tensorboard") == ' (pip install "ginpipe[tensorboard]")'
-    assert install_hint("mlflow.tracking") == ' (pip install "ginpipe[mlflow]")'
+    assert install_hint("tensorboard") == ' (pip install "ginpipe-ml[tensorboard]")'
+    assert install_hint("mlflow.tracking") == ' (pip install "ginpipe-ml[mlflow]")'
     assert install_hint("somethingelse") == " (pip install somethingelse)"
 
 

@@ -103,7 +103,7 @@ def test_a_missing_dependency_that_an_extra_installs_names_the_extra(toy_project
     toy_project.write("needs_mlflow.py", "import mlflow\n")
     monkeypatch.syspath_prepend(str(toy_project.path))
     toy_project.write("m.gin", "X = @needs_mlflow.Thing\n")
-    with pytest.raises(ConfigError, match=r"needs 'mlflow'.*pip install \"ginpipe\[mlflow\]\""):
+    with pytest.raises(ConfigError, match=r"needs 'mlflow'.*pip install \"ginpipe-ml\[mlflow\]\""):
         compose(["m.gin"])
     sys.modules.pop("needs_mlflow", None)
 
