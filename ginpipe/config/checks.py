@@ -36,8 +36,8 @@ from importlib import metadata
 from pathlib import PurePath
 from typing import Any
 
-from ginpipe.base.install import DISTRIBUTION, install_line
 from ginpipe.base.errors import ConfigError
+from ginpipe.base.install import DISTRIBUTION, install_line
 from ginpipe.base.suggest import did_you_mean
 from ginpipe.config import ginapi
 

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 from loguru import logger
 
-from ginpipe.base.install import install_line
 from ginpipe.base.errors import ConfigError, DataError, GinpipeError
+from ginpipe.base.install import install_line
 from ginpipe.inference.inputs import read_items
 from ginpipe.inference.predictor import Predictor
 from ginpipe.inference.run_split import split_items

@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ginpipe.base.install import install_line
 from ginpipe.base.atomic import atomic_path, atomic_write_json
 from ginpipe.base.errors import ConfigError, GinpipeError
+from ginpipe.base.install import install_line
 from ginpipe.inference.inputs import Items
 from ginpipe.inference.outputs import check_output
 from ginpipe.inference.predictor import Predictor

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import importlib.util
 
-from ginpipe.base.install import install_line
 from ginpipe.base.errors import ConfigError
+from ginpipe.base.install import install_line
 
 INSTALL = install_line("sweep")
 

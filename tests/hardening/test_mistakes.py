@@ -167,7 +167,9 @@ def test_a_missing_optional_dependency_is_refused_with_the_extra(toy_project, cl
     if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX"):
         pytest.skip("tensorboard is installed")
     result = cli("run", "configs/base", "models/mlp", "loggers/tensorboard", "--name", "r")
-    refused(toy_project, result, "TensorBoardLogger needs 'tensorboard'", 'ginpipe-ml[tensorboard]"')
+    refused(
+        toy_project, result, "TensorBoardLogger needs 'tensorboard'", 'ginpipe-ml[tensorboard]"'
+    )
     assert "tensorboard.gin:4" in result.output
 
 
