@@ -31,6 +31,7 @@ from ginpipe.inference.inputs import Items
 from ginpipe.inference.outputs import check_output
 from ginpipe.inference.predictor import Predictor
 from ginpipe.inference.run_split import split_items
+from ginpipe.tasks.data import callables
 from ginpipe.tasks.data.decoded_files import DecodedFileDataset
 from ginpipe.tasks.data.images import read_pixels
 
@@ -86,15 +87,16 @@ class WithPreprocessing(nn.Module):
 class Prepared:
     """The module to export, the shape of one input, and what the sidecar says."""
 
-    module: WithPreprocessing
+    module: nn.Module  # raw input -> class probabilities
     item_shape: list[int]
     included: list[str]
     not_included: list[str]
     to_export_input: Any  # Items -> batches of exported-model inputs (np.float32)
 
 
-def prepare(predictor: Predictor) -> Prepared:
-    """Fold the run's tensor preprocessing into the network."""
+def prepare(predictor: Predictor, example: str | None = None) -> Prepared:
+    """Fold the run's tensor preprocessing into the network. ``example``: one of the run's
+    files, decoded to learn the shape of a decoded item."""
     bundle = predictor.bundle
     if bundle.kind != "network":
         raise ConfigError(
@@ -122,7 +124,7 @@ def prepare(predictor: Predictor) -> Prepared:
             lambda paths: _pixels(paths, image.size, image.channels),
         )  # fmt: skip
     if predictor.decoded is not None:
-        return _prepare_decoded(predictor, network, shape)
+        return _prepare_decoded(predictor, network, shape, example)
     features = predictor.features
     if features is None:
         return Prepared(
@@ -151,29 +153,66 @@ def prepare(predictor: Predictor) -> Prepared:
     )  # fmt: skip
 
 
-def _prepare_decoded(predictor: Predictor, network: nn.Module, shape: list[int]) -> Prepared:
-    """Decoded files (audio, a user's decoder): the exported input is the feature function's
-    output; the train normalization is folded in, decoding and the function are not."""
+def _prepare_decoded(
+    predictor: Predictor, network: nn.Module, shape: list[int], example: str | None
+) -> Prepared:
+    """Decoded files (audio, a user's decoder). The train normalization is folded in; so is
+    the feature function when it can be a module (``as_module``: log-mel, MFCC) and the
+    decoder gives items of one shape, and then the exported input is the decoded item (the
+    waveform). Otherwise the input is the feature function's output, and the sidecar says
+    why."""
     decoded = predictor.decoded or {}
     normalize = decoded.get("normalize")
     mean = std = None
     if normalize:
         mean = torch.tensor(float(normalize["mean"]), dtype=torch.float32)
         std = torch.tensor(float(normalize["std"]), dtype=torch.float32)
-    steps = [f"decode the file with {_described(decoded['decoder'])}"]
-    if decoded.get("transform"):
-        steps.append(f"apply {_described(decoded['transform'])}")
-    not_included = [f"{', then '.join(steps)}: the input is its output, float32"]
+    decoding = f"decode the file with {_described(decoded['decoder'])}"
     included = ["normalization by the run's train mean and std"] if normalize else []
+    head = WithPreprocessing(network, shape, mean=mean, std=std)
+    transform = decoded.get("transform")
+    feature_module, reason = _feature_module(decoded, example)
+    if transform and feature_module is not None and example is not None:
+        item_shape = list(_decode(decoded, example).shape)
+        module = nn.Sequential(feature_module, head)
+        included.insert(0, f"the features: {_described(transform)}")
+        not_included = [f"{decoding}: the input is its output (the waveform), float32"]
+        return Prepared(module, item_shape, included, not_included, _decoder_output(decoded))
+    steps = [decoding] + ([f"apply {_described(transform)}"] if transform else [])
+    not_included = [f"{', then '.join(steps)}: the input is its output, float32"]
+    if transform and reason:
+        not_included.append(f"the features are not in the graph: {reason}")
+    return Prepared(head, shape, included, not_included, _decoder_output(decoded, transform))
 
-    def features(paths: np.ndarray) -> np.ndarray:
+
+def _feature_module(decoded: dict[str, Any], example: str | None) -> tuple[Any, str]:
+    """The feature function as a module on a batch of decoded items, or why it cannot be."""
+    transform = decoded.get("transform")
+    if not transform:
+        return None, ""
+    as_module = getattr(callables.from_spec(transform), "as_module", None)
+    if as_module is None:
+        return None, f"{transform.get('target')} has no as_module() giving torch operations"
+    decoder = callables.from_spec(decoded["decoder"])
+    if getattr(decoder, "num_samples", None) is None or example is None:
+        return None, "the decoder gives items of varying length (set a fixed duration)"
+    return as_module(), ""
+
+
+def _decode(decoded: dict[str, Any], path: str) -> np.ndarray:
+    return np.asarray(callables.from_spec(decoded["decoder"])(path), dtype=np.float32)
+
+
+def _decoder_output(decoded: dict[str, Any], transform: Any = None) -> Any:
+    """Paths -> the exported model's input: decoded items, then the transform if given."""
+
+    def inputs(paths: np.ndarray) -> np.ndarray:
         files = DecodedFileDataset(
-            paths, np.zeros(len(paths), np.int64), decoded["decoder"], decoded.get("transform")
+            paths, np.zeros(len(paths), np.int64), decoded["decoder"], transform
         )
         return np.stack([files.item(index) for index in range(len(paths))])
 
-    module = WithPreprocessing(network, shape, mean=mean, std=std)
-    return Prepared(module, shape, included, not_included, features)
+    return inputs
 
 
 def _described(spec: dict[str, Any]) -> str:
@@ -202,9 +241,10 @@ def export_run(
     check_output(output, run_dir)
     check_output(sidecar, run_dir)
     predictor = Predictor(run_dir)
-    prepared = prepare(predictor)
-    prepared.module.eval()
     items = split_items(predictor.bundle, "test")
+    first = str(items.paths[0]) if items.paths is not None and len(items.paths) else None
+    prepared = prepare(predictor, first)
+    prepared.module.eval()
     items = Items(
         identifiers=items.identifiers[:verify_items],
         paths=None if items.paths is None else items.paths[:verify_items],

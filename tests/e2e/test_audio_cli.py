@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import LAUNCHER_VARIABLES, TOY_DIR
@@ -175,7 +176,32 @@ def use_on_new_audio(
         assert "torchvision" not in done.stderr  # the exporter's notes are not the user's
         sidecar = json.loads(exported.with_name(exported.name + ".json").read_text())
         assert sidecar["verified"]["max_probability_difference"] <= 1e-4
-        assert "LogMel" in sidecar["preprocessing_not_included"][0]
+        # log-mel is torch operations: the graph goes from the waveform to probabilities
+        assert sidecar["input"]["shape"] == ["batch", 1, 16000]
+        assert "LogMel" in sidecar["preprocessing_included"][0]
+        assert "the waveform" in sidecar["preprocessing_not_included"][0]
+        if fmt == "onnx":
+            check_waveform_onnx(exported, sources, predicted, probs)
+
+
+def check_waveform_onnx(model: Path, wavs: list[Path], predicted: Any, probs: list[str]) -> None:
+    """A deployer's use: decode new WAVs (mono, 16 kHz, 1 s), feed the ONNX model, get the
+    probabilities ``ginpipe predict`` gave for the same files."""
+    import numpy as np
+    import onnxruntime
+    import soundfile
+
+    waves = []
+    for wav in wavs:
+        audio, rate = soundfile.read(wav, dtype="float32", always_2d=True)
+        assert rate == 16000
+        mono = audio.mean(axis=1)[:16000]
+        waves.append(np.pad(mono, (0, 16000 - len(mono)))[None, :])
+    session = onnxruntime.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    got = session.run(["probabilities"], {"input": np.stack(waves)})[0]
+    by_file = predicted.set_index(predicted["path"].map(lambda p: Path(p).name))
+    expected = by_file.loc[[wav.name for wav in wavs], probs].to_numpy()
+    assert np.abs(got - expected).max() <= 1e-4
 
 
 def test_extraction_killed_half_way_resumes_with_only_the_rest(tmp_path: Path) -> None:

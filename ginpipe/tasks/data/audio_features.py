@@ -52,33 +52,58 @@ class LogMel:
     def __call__(self, audio: np.ndarray) -> np.ndarray:
         return self.db(self.mel_power(torch.as_tensor(np.asarray(audio, np.float32)))).numpy()
 
-    def mel_power(self, audio: torch.Tensor) -> torch.Tensor:
-        """Mel power spectrogram (..., n_mels, frames), before the logarithm."""
+    @property
+    def window(self) -> torch.Tensor:
+        return torch.hann_window(self.win_length or self.n_fft, periodic=True)
+
+    @property
+    def filters(self) -> torch.Tensor:
+        bank = mel_filterbank(self.sample_rate, self.n_fft, self.n_mels, self.f_min, self.f_max)
+        return torch.from_numpy(bank.copy())
+
+    def mel_power(
+        self,
+        audio: torch.Tensor,
+        window: torch.Tensor | None = None,
+        filters: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Mel power spectrogram (..., n_mels, frames), before the logarithm. ``window`` and
+        ``filters`` are passed by ``LogMelModule``, which holds them as buffers."""
+        window = self.window if window is None else window
+        filters = self.filters if filters is None else filters
         leading, samples = audio.shape[:-1], audio.shape[-1]
-        win_length = self.win_length or self.n_fft
         spectrum = torch.stft(
             audio.reshape(-1, samples),
             n_fft=self.n_fft,
             hop_length=self.hop_length,
-            win_length=win_length,
-            window=torch.hann_window(win_length, periodic=True, dtype=audio.dtype),
+            win_length=self.win_length or self.n_fft,
+            window=window.to(audio.dtype),
             center=True,
             pad_mode="constant",
             return_complex=True,
         )
         power = spectrum.abs().pow(self.power)
-        filters = torch.from_numpy(
-            mel_filterbank(self.sample_rate, self.n_fft, self.n_mels, self.f_min, self.f_max)
-        )
         mel = torch.matmul(filters.to(power.dtype), power)
         return mel.reshape(*leading, self.n_mels, mel.shape[-1])
 
-    def db(self, power: torch.Tensor) -> torch.Tensor:
-        """10 * log10(power), floored ``top_db`` below the item's maximum."""
+    def db(self, power: torch.Tensor, items_first: bool = False) -> torch.Tensor:
+        """10 * log10(power), floored ``top_db`` below the item's maximum. With
+        ``items_first`` the first dimension counts items, each floored below its own peak
+        (one item per call gives the same numbers)."""
         decibels = 10.0 * torch.log10(torch.clamp(power, min=AMIN))
-        if self.top_db is not None:
-            decibels = torch.maximum(decibels, decibels.max() - self.top_db)
-        return decibels
+        if self.top_db is None:
+            return decibels
+        if items_first:
+            peak = decibels.amax(dim=tuple(range(1, decibels.dim())), keepdim=True)
+        else:
+            peak = decibels.max()
+        return torch.maximum(decibels, peak - self.top_db)
+
+    def as_module(self) -> torch.nn.Module:
+        """This feature as a module on a batch of decoded items, so that ``ginpipe export``
+        can put it into the graph (ONNX has an STFT operator): the deployed model takes
+        the waveform."""
+        return LogMelModule(self)
 
 
 @dataclass(frozen=True)
@@ -101,20 +126,47 @@ class MFCC:
             )
 
     def __call__(self, audio: np.ndarray) -> np.ndarray:
-        mel = LogMel(
-            self.sample_rate,
-            self.n_fft,
-            self.hop_length,
-            None,
-            self.n_mels,
-            self.f_min,
-            self.f_max,
-            2.0,
-            self.top_db,
-        )
+        mel = self.log_mel
         log_mel = mel.db(mel.mel_power(torch.as_tensor(np.asarray(audio, np.float32))))
-        basis = torch.from_numpy(dct_matrix(self.n_mels)[: self.n_mfcc])
-        return torch.matmul(basis.to(log_mel.dtype), log_mel).numpy()
+        return torch.matmul(self.basis.to(log_mel.dtype), log_mel).numpy()
+
+    @property
+    def log_mel(self) -> LogMel:
+        return LogMel(
+            self.sample_rate, self.n_fft, self.hop_length, None, self.n_mels, self.f_min,
+            self.f_max, 2.0, self.top_db,
+        )  # fmt: skip
+
+    @property
+    def basis(self) -> torch.Tensor:
+        return torch.from_numpy(dct_matrix(self.n_mels)[: self.n_mfcc].copy())
+
+    def as_module(self) -> torch.nn.Module:
+        """See ``LogMel.as_module``."""
+        return LogMelModule(self.log_mel, basis=self.basis)
+
+
+class LogMelModule(torch.nn.Module):
+    """(batch, ..., samples) -> (batch, ..., n_mels or n_mfcc, frames): ``LogMel`` (and the
+    DCT of ``MFCC``) on each item of a batch, with the window, filters and DCT basis held as
+    buffers so that an exporter sees constants."""
+
+    window: torch.Tensor
+    filters: torch.Tensor
+    basis: torch.Tensor
+
+    def __init__(self, feature: LogMel, basis: torch.Tensor | None = None) -> None:
+        super().__init__()
+        self.feature = feature
+        self.register_buffer("window", feature.window)
+        self.register_buffer("filters", feature.filters)
+        self.dct = basis is not None
+        self.register_buffer("basis", basis if basis is not None else torch.zeros(1))
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        power = self.feature.mel_power(audio, self.window, self.filters)
+        log_mel = self.feature.db(power, items_first=True)
+        return torch.matmul(self.basis, log_mel) if self.dct else log_mel
 
 
 @lru_cache(maxsize=16)
