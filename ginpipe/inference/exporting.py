@@ -312,7 +312,12 @@ def _onnx_runner(path: Path) -> Any:
 
 
 def _export_torchscript(module: nn.Module, example: Tensor, path: Path) -> None:
-    with torch.no_grad():
+    # The tracer probes every attribute of every submodule; a LightningModule's ``trainer``
+    # raises outside a Trainer unless Lightning's own flag for tracing is set, as its
+    # ``to_torchscript`` sets it.
+    from pytorch_lightning.core.module import _jit_is_scripting
+
+    with torch.no_grad(), _jit_is_scripting():
         traced = torch.jit.trace(module, example)
     buffer = io.BytesIO()
     torch.jit.save(traced, buffer)
