@@ -1,4 +1,6 @@
-"""Looking back: list runs, select them by config value, diff two runs, inspect the cache.
+"""Looking back: list runs, select them by config value, tag or note, diff two runs (macros
+resolved to values, only what changed), inspect the cache. The ``runs`` table itself is
+``ginpipe/runs/table.py``.
 
 Reads only the files runs leave behind (``run.json``, ``resolved.gin``); never imports
 torch or parses configs with gin, so these commands are instant.
@@ -10,15 +12,17 @@ import ast
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
+from ginpipe.base.atomic import TMP_PREFIX
 from ginpipe.base.errors import ConfigError, DamagedRunError, GinpipeError
 from ginpipe.base.suggest import did_you_mean
 from ginpipe.base.tables import render_table
 from ginpipe.config.gintext import GinSyntaxError, split_statements
 from ginpipe.runs import rundir
+from ginpipe.runs.labels import Labels, read_labels
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _SIZES = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
@@ -30,6 +34,18 @@ class RunInfo:
     record: dict[str, Any]
     bindings: dict[str, str]
     damage: str | None = None  # why this run's own files cannot be read, if they cannot
+    labels: Labels = field(default_factory=Labels)
+
+    @property
+    def name(self) -> str:
+        """``PROJECT/NAME``, as the table shows it."""
+        return f"{self.path.parent.name}/{self.path.name}"
+
+    @property
+    def values(self) -> dict[str, str]:
+        """The bindings with macros replaced by their values (``Trainer.max_epochs = 5``,
+        not ``%EPOCHS``)."""
+        return resolve_macros(self.bindings)
 
     @property
     def status(self) -> str:
@@ -46,9 +62,10 @@ def inspect_run(path: Path) -> RunInfo:
     try:
         record = rundir.load_run_json(path)
         bindings = _parse_bindings(path)
+        labels = read_labels(path)
     except (GinpipeError, OSError) as error:
         return RunInfo(path, {}, {}, damage=str(error))
-    return RunInfo(path, record, bindings)
+    return RunInfo(path, record, bindings, labels=labels)
 
 
 def read_bindings(path: Path) -> dict[str, str]:
@@ -73,18 +90,42 @@ def _parse_bindings(path: Path) -> dict[str, str]:
     for stmt in statements:
         if stmt.kind == "other" and "=" in stmt.text:
             key, value = stmt.text.split("=", 1)
-            bindings[key.strip()] = " ".join(value.split())
+            # gin writes long values on continuation lines (``run.tasks = \\``)
+            bindings[key.strip()] = " ".join(value.replace("\\\n", " ").split())
     return bindings
 
 
-def _value(text: str) -> Any:
+_STRING = re.compile(r"""('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")""")
+_MACRO = re.compile(r"%([A-Za-z_][\w./]*)")
+
+
+def resolve_macros(bindings: dict[str, str]) -> dict[str, str]:
+    """Each value with ``%NAME`` replaced by the text bound to ``NAME`` (macros of macros
+    too); a reference to nothing bound, and text inside quotes, stay as they are."""
+
+    def substitute(text: str, seen: frozenset[str]) -> str:
+        parts = _STRING.split(text)  # odd indices: quoted strings, left alone
+        for i in range(0, len(parts), 2):
+            parts[i] = _MACRO.sub(lambda m: replace(m, seen), parts[i])
+        return "".join(parts)
+
+    def replace(match: re.Match[str], seen: frozenset[str]) -> str:
+        name = match.group(1)
+        if name not in bindings or name in seen:
+            return match.group(0)
+        return substitute(bindings[name], seen | {name})
+
+    return {key: substitute(value, frozenset({key})) for key, value in bindings.items()}
+
+
+def parse_value(text: str) -> Any:
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
         return text.strip("'\"")
 
 
-def _lookup(bindings: dict[str, str], key: str) -> str | None:
+def lookup(bindings: dict[str, str], key: str) -> str | None:
     """Exact key, or a binding whose key ends with ``.key`` (short vs qualified names)."""
     if key in bindings:
         return bindings[key]
@@ -94,10 +135,23 @@ def _lookup(bindings: dict[str, str], key: str) -> str | None:
     return None
 
 
+# --where keys that select by a run's labels rather than its config (``ginpipe tag``/``note``)
+TAG_KEYS = ("tag", "tags")
+NOTE_KEY = "note"
+
+
 def _matches(run: RunInfo, conditions: list[tuple[str, str]]) -> bool:
     for key, wanted in conditions:
-        value = _lookup(run.bindings, key)
-        if value is None or _value(value) != _value(wanted):
+        if key in TAG_KEYS:
+            if wanted not in run.labels.tags:
+                return False
+            continue
+        if key == NOTE_KEY:
+            if wanted.lower() not in run.labels.note.lower():
+                return False
+            continue
+        value = lookup(run.values, key)
+        if value is None or parse_value(value) != parse_value(wanted):
             return False
     return True
 
@@ -115,6 +169,8 @@ def list_runs(root: Path, project: str | None = None, where: Sequence[str] = ())
     found = []
     for project_dir in projects:
         for path in sorted(project_dir.glob(f"*/{rundir.CONFIG}")):
+            if path.parent.name.startswith(TMP_PREFIX):  # being removed by ginpipe rm
+                continue
             run = inspect_run(path.parent)
             # a damaged run is listed (as damaged) unless the listing selects by config
             if (not conditions) if run.damage else _matches(run, conditions):
@@ -131,36 +187,13 @@ def _check_keys_exist(projects: list[Path], keys: list[str]) -> None:
         for path in project.glob(f"*/{rundir.CONFIG}"):
             known.update(read_bindings(path.parent))
     for key in keys:
-        if _lookup(known, key) is None:
+        if key not in (*TAG_KEYS, NOTE_KEY) and lookup(known, key) is None:
             raise ConfigError(f"no run has a binding '{key}'{did_you_mean(key, known)}")
 
 
-def format_table(runs: list[RunInfo]) -> str:
-    """``ginpipe runs``: one line per run, then why each damaged one is."""
-    if not runs:
-        return "no runs found"
-    rows: list[tuple[str, ...]] = []
-    for run in runs:
-        record = run.record
-        metric_name = str(record.get("main_metric", ""))
-        value = _metrics(record).get(metric_name)
-        metric = f"{metric_name}={value:.4f}" if isinstance(value, (int, float)) else "-"
-        duration = record.get("duration_s")
-        rows.append(
-            (
-                f"{run.path.parent.name}/{run.path.name}",
-                run.status,
-                str(record.get("started") or "-")[:19].replace("T", " "),
-                f"{duration:.1f}s" if isinstance(duration, (int, float)) else "-",
-                metric,
-            )
-        )
-    lines = [render_table(rows, ("RUN", "STATUS", "STARTED", "DURATION", "METRIC"))]
-    lines += [f"damaged: {run.damage}" for run in runs if run.damage]
-    return "\n".join(lines)
-
-
 def diff_runs(a: Path, b: Path) -> str:
+    """What differs between two runs: config values (macros resolved), metrics, labels.
+    Only what changed is printed."""
     runs = []
     for path in (a, b):
         if not (path / rundir.CONFIG).exists():
@@ -169,33 +202,66 @@ def diff_runs(a: Path, b: Path) -> str:
         if run.damage is not None:
             raise DamagedRunError(f"cannot diff {path}: {run.damage}")
         runs.append(run)
-    ba, bb = runs[0].bindings, runs[1].bindings
-    lines = [f"--- {a}", f"+++ {b}", "config:"]
-    changed = False
-    for key in sorted(set(ba) | set(bb)):
-        if ba.get(key) != bb.get(key):
-            changed = True
-            lines.append(f"  {key}: {ba.get(key, '(unset)')} -> {bb.get(key, '(unset)')}")
-    if not changed:
-        lines.append("  (identical)")
-    ma = _metrics(runs[0].record)
-    mb = _metrics(runs[1].record)
-    if ma or mb:
-        lines.append("metrics:")
-        for key in sorted(set(ma) | set(mb)):
-            va, vb = ma.get(key), mb.get(key)
-            delta = f"  ({vb - va:+.4f})" if isinstance(va, float) and isinstance(vb, float) else ""
-            lines.append(f"  {key}: {_fmt(va)} -> {_fmt(vb)}{delta}")
+    lines = [f"--- {a}", f"+++ {b}"]
+    lines += _section("config", config_changes(runs[0], runs[1]))
+    lines += _section(
+        "metrics", metric_changes(metrics_of(runs[0].record), metrics_of(runs[1].record))
+    )
+    la, lb = runs[0].labels, runs[1].labels
+    labels = []
+    if la.tags != lb.tags:
+        before, after = ", ".join(la.tags) or "(none)", ", ".join(lb.tags) or "(none)"
+        labels.append(f"  tags: {before} -> {after}")
+    if la.note != lb.note:
+        labels.append(f"  note: {la.note or '(none)'!r} -> {lb.note or '(none)'!r}")
+    if labels:
+        lines += ["labels:", *labels]
     return "\n".join(lines)
 
 
-def _metrics(record: dict[str, Any]) -> dict[str, Any]:
+def _section(title: str, changes: list[str]) -> list[str]:
+    return [f"{title}:", *(changes or ["  (identical)"])]
+
+
+def config_changes(a: RunInfo, b: RunInfo) -> list[str]:
+    """``key: old -> new`` for each binding whose value differs once macros are resolved."""
+    va, vb = a.values, b.values
+    return [
+        f"  {key}: {va.get(key, '(unset)')} -> {vb.get(key, '(unset)')}"
+        for key in sorted(set(va) | set(vb))
+        if key not in va or key not in vb or parse_value(va[key]) != parse_value(vb[key])
+    ]
+
+
+def metric_changes(ma: dict[str, Any], mb: dict[str, Any]) -> list[str]:
+    """``name: old -> new (delta)`` for each metric that changed (or exists in one run)."""
+    lines = []
+    for key in sorted(set(ma) | set(mb)):
+        va, vb = ma.get(key), mb.get(key)
+        if va == vb:
+            continue
+        if _is_number(va) and _is_number(vb) and f"{va:.4f}" == f"{vb:.4f}":
+            # a change below the shown precision is still a change: shown in full
+            lines.append(f"  {key}: {va!r} -> {vb!r}  ({vb - va:+.3g})")
+            continue
+        delta = f"  ({vb - va:+.4f})" if _is_number(va) and _is_number(vb) else ""
+        lines.append(f"  {key}: {_fmt(va)} -> {_fmt(vb)}{delta}")
+    return lines
+
+
+def _is_number(value: Any) -> TypeGuard[float]:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def metrics_of(record: dict[str, Any]) -> dict[str, Any]:
     metrics = record.get("metrics")
     return metrics if isinstance(metrics, dict) else {}
 
 
 def _fmt(value: Any) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
+    if value is None:
+        return "(none)"
+    return f"{value:.4f}" if _is_number(value) else str(value)
 
 
 def parse_duration(text: str) -> float:

@@ -7,7 +7,6 @@ Reading never writes: ``runs --sweep`` opens the study without creating or repai
 
 from __future__ import annotations
 
-import io
 import math
 import statistics
 from dataclasses import dataclass
@@ -17,7 +16,6 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from ginpipe.base.atomic import atomic_write_bytes
 from ginpipe.base.errors import ConfigError
 from ginpipe.base.tables import render_table
 from ginpipe.runs import rundir
@@ -36,6 +34,8 @@ STATES = {
 _ORDER = {"complete": 0, "pruned": 1, "running": 2, "stopped": 2, "waiting": 3, "failed": 4}
 SEED_KEYS = ("SEED", "seed_everything.seed")
 HISTORY_PLOT = "optimization_history.png"
+COMPARE_PLOT = "compare.png"
+COMPARED_TRIALS = 8  # the best ones: more curves would hide each other
 
 
 @dataclass
@@ -188,59 +188,57 @@ def _by_configuration(sweep: Sweep, found: list[Row], keys: list[str], seed: str
 
 
 def draw_plots(sweep: Sweep, found: list[Row]) -> list[Path]:
-    """``optimization_history.png`` and ``<key>.png`` (metric against each swept value)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """``optimization_history.png`` and ``<key>.png`` (metric against each swept value),
+    drawn by ``ginpipe/plots/sweep.py``."""
+    from ginpipe.plots.figures import save_figure
+    from ginpipe.plots.sweep import history_figure, param_figure
 
     done = sorted((r for r in found if r.value is not None), key=lambda r: r.number)
     if not done:
         return []
-    written = []
-    fig, ax = plt.subplots(figsize=(6, 4))
-    numbers = [r.number for r in done]
-    values = [float(r.value) for r in done if r.value is not None]
-    pick = max if sweep.direction == "maximize" else min
-    best = [pick(values[: i + 1]) for i in range(len(values))]
-    ax.plot(numbers, values, "o", label=sweep.metric)
-    ax.step(numbers, best, where="post", label="best so far")
-    ax.set_xlabel("trial")
-    ax.set_ylabel(sweep.metric)
-    ax.legend()
-    written.append(_save(fig, sweep.dir / HISTORY_PLOT))
+    title = sweep.dir.name
+    trials = [(r.number, float(r.value)) for r in done if r.value is not None]
+    figure = history_figure(title, sweep.metric, sweep.direction, trials)
+    written = [save_figure(figure, sweep.dir / HISTORY_PLOT)]
     for param in sweep.space.params:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        shown = [(r.values.get(param.key, ""), r.value) for r in done if r.value is not None]
-        xs: list[float]
-        if param.kind in ("grid", "choice"):
-            labels = list(param.values)
-            xs = [labels.index(v) if v in labels else -1 for v, _ in shown]
-            ax.set_xticks(range(len(labels)), labels)
-        else:
-            xs = [float(v) for v, _ in shown]
-            if param.kind == "loguniform":
-                ax.set_xscale("log")
-        ax.plot(xs, [v for _, v in shown], "o")
-        ax.set_xlabel(param.key)
-        ax.set_ylabel(sweep.metric)
-        written.append(_save(fig, sweep.dir / f"{_safe(param.key)}.png"))
+        points = [
+            (r.number, r.values[param.key], float(r.value))
+            for r in done
+            if r.value is not None and param.key in r.values
+        ]
+        categorical = param.kind in ("grid", "choice")
+        figure = param_figure(
+            title,
+            sweep.metric,
+            param.key,
+            points,
+            categories=list(param.values) if categorical else None,
+            log_scale=param.kind == "loguniform",
+        )
+        written.append(save_figure(figure, sweep.dir / f"{_safe(param.key)}.png"))
+    written += _compare_best(sweep, found)
     return written
+
+
+def _compare_best(sweep: Sweep, found: list[Row]) -> list[Path]:
+    """``compare.png``: the best trials' learning curves overlaid and their metric against
+    each swept value, as ``ginpipe compare`` draws runs."""
+    from ginpipe.runs.compare import compare_runs, load_runs
+    from ginpipe.runs.history import metrics_of
+
+    best = [r for r in found if r.value is not None][:COMPARED_TRIALS]
+    dirs = [sweep.trial_dir(r.number) for r in best]
+    runs = load_runs([d for d in dirs if (d / rundir.CONFIG).is_file()])
+    if not runs:
+        return []
+    final = any(sweep.metric in metrics_of(run.record) for run in runs)
+    path = sweep.dir / COMPARE_PLOT
+    compare_runs(runs, path, sweep.metric if final else None)
+    return [path]
 
 
 def _safe(key: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in key)
-
-
-def _save(fig: Any, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
-    return path
 
 
 def check_sweep_dir(path: Path) -> None:

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ginpipe import Positive, TaskView, task
+from ginpipe import Positive, TaskView, bound_value, task
 from ginpipe.tasks.bundle import write_network_bundle
 from ginpipe.tasks.data.datasets import make_dataset
 from ginpipe.tasks.metric_names import CLASSIFICATION_METRICS
@@ -49,7 +49,7 @@ def evaluate(state: TaskView, *, batch_size: Annotated[int, Positive] = 256) -> 
         build_model(state["model"]), make_dataset(data, "test"), batch_size
     )
     with BackgroundPlots() as plots:
-        plots.submit(plot_training_log, run_dir)
+        plots.submit(plot_training_log, run_dir, *_monitor())
         metrics = write_classification_report(
             run_dir, labels, probabilities, data["classes"], split_identifiers(data, "test"), plots
         )
@@ -57,6 +57,16 @@ def evaluate(state: TaskView, *, batch_size: Annotated[int, Positive] = 256) -> 
         # self-contained.
         write_network_bundle(run_dir, state["model"], data)
     return {"metrics": metrics}
+
+
+def _monitor() -> tuple[str, str]:
+    """The metric and direction fit's checkpoints were ranked by: the best epoch the
+    learning curves mark is the one whose weights were evaluated."""
+    from ginpipe.tasks.fit import fit
+
+    monitor = bound_value(fit, "monitor", "val_acc")
+    mode = bound_value(fit, "monitor_mode", "max")
+    return str(monitor), "min" if mode == "min" else "max"
 
 
 def predict_probabilities(

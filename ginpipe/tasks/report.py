@@ -27,9 +27,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from sklearn.metrics import ConfusionMatrixDisplay
 from torchmetrics.functional.classification import (
     multiclass_accuracy,
     multiclass_confusion_matrix,
@@ -38,22 +35,15 @@ from torchmetrics.functional.classification import (
     multiclass_recall,
 )
 
-from ginpipe.tasks.engine import atomic_path, atomic_write_json, atomic_write_text
+from ginpipe.plots.confusion import confusion_figure
+from ginpipe.plots.curves import learning_curves_figure
+from ginpipe.plots.epochlog import TRAINING_LOG, EpochLog, read_epoch_log
+from ginpipe.plots.figures import save_figure
+from ginpipe.tasks.engine import atomic_write_json, atomic_write_text
 
 METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.csv"
 PLOTS_DIR = "plots"
-TRAINING_LOG = Path("logs") / "metrics.csv"
-# Room around a plot, in inches at the default 10 pt font: a tick label's characters, an
-# axis label, the title, the free edge.
-LABEL_INCHES_PER_CHAR = 0.085
-AXIS_LABEL_INCHES = 0.55
-TITLE_INCHES = 0.45
-MARGIN_INCHES = 0.15
-# A title's height given, not searched for: matplotlib would measure every tick label to
-# keep the title clear of them, a tenth of a plot's drawing time; nothing is drawn above.
-TITLE_Y = 1.0
-LEARNING_CURVE_PANELS = {"loss": ("train_loss", "val_loss"), "accuracy": ("train_acc", "val_acc")}
 
 
 def classification_metrics(
@@ -127,20 +117,29 @@ def write_classification_report(
         torch.as_tensor(y_pred), torch.as_tensor(y_true), len(classes)
     ).numpy()
     metrics = classification_metrics(y_true, y_pred, classes)  # torch first, see evaluate
+    title = (
+        f"{run_dir.name}: confusion matrix, test split "
+        f"(accuracy {metrics['accuracy']:.4f}, f1_macro {metrics['f1_macro']:.4f})"
+    )
     plots.submit(
-        plot_confusion_matrix, run_dir / PLOTS_DIR / "confusion_matrix.png", confusion, classes
+        plot_confusion_matrix,
+        run_dir / PLOTS_DIR / "confusion_matrix.png",
+        confusion,
+        classes,
+        title,
     )
     atomic_write_json(run_dir / METRICS_FILE, metrics)
     write_predictions(run_dir / PREDICTIONS_FILE, y_true, probabilities, classes, identifiers)
     return metrics
 
 
-def plot_training_log(run_dir: Path) -> None:
-    """The learning curves from Lightning's CSV log, if training wrote one."""
-    if (run_dir / TRAINING_LOG).is_file():
-        log = pd.read_csv(run_dir / TRAINING_LOG)
-        if "epoch" in log.columns:
-            plot_learning_curves(run_dir / PLOTS_DIR / "learning_curves.png", log)
+def plot_training_log(run_dir: Path, monitor: str = "val_acc", mode: str = "max") -> None:
+    """The learning curves from Lightning's CSV log, if training wrote one; the epoch where
+    ``monitor`` was best (the checkpoint kept) is marked."""
+    log = read_epoch_log(run_dir / TRAINING_LOG)
+    if log.series:
+        path = run_dir / PLOTS_DIR / "learning_curves.png"
+        plot_learning_curves(path, log, run_dir.name, monitor, mode)
 
 
 def write_predictions(
@@ -167,57 +166,18 @@ def write_predictions(
     atomic_write_text(path, table.to_csv(index=False))
 
 
-def plot_confusion_matrix(path: Path, confusion: np.ndarray, classes: Sequence[str]) -> None:
-    """Counts per (true, predicted) class pair, as a labelled heat map."""
-    size = max(4.0, 0.5 * len(classes) + 2)
-    label = LABEL_INCHES_PER_CHAR * max((len(str(name)) for name in classes), default=1)
-    width, height = size + label, size + label  # the class names take room left and below
-    figure = agg_figure(figsize=(width, height))
-    figure.subplots_adjust(
-        left=(label + AXIS_LABEL_INCHES) / width,
-        bottom=(label + AXIS_LABEL_INCHES) / height,
-        right=1 - MARGIN_INCHES / width,
-        top=1 - TITLE_INCHES / height,
-    )
-    display = ConfusionMatrixDisplay(confusion, display_labels=list(classes))
-    axes = figure.add_subplot()
-    display.plot(ax=axes, colorbar=False, xticks_rotation="vertical")
-    axes.set_title("Confusion matrix (test split)", y=TITLE_Y)
-    save_figure(figure, path)
+def plot_confusion_matrix(
+    path: Path, confusion: np.ndarray, classes: Sequence[str], title: str = "confusion matrix"
+) -> None:
+    """Counts and rates per (true, predicted) class pair (``ginpipe/plots/confusion.py``)."""
+    save_figure(confusion_figure(confusion, classes, title), path)
 
 
-def plot_learning_curves(path: Path, log: pd.DataFrame) -> None:
-    """Loss and accuracy per epoch, train against val, from Lightning's CSV log."""
-    per_epoch = log.groupby("epoch").mean(numeric_only=True)
-    figure = agg_figure(figsize=(10, 4))
-    figure.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.9, wspace=0.22)
-    for index, (title, names) in enumerate(LEARNING_CURVE_PANELS.items(), start=1):
-        axes = figure.add_subplot(1, len(LEARNING_CURVE_PANELS), index)
-        for name in names:
-            series = per_epoch.get(name, pd.Series(dtype=float)).dropna()
-            if not series.empty:
-                axes.plot(series.index, series.to_numpy(), marker="o", label=name)
-        axes.set_xlabel("epoch")
-        axes.set_title(title, y=TITLE_Y)
-        if axes.lines:
-            axes.legend()
-    save_figure(figure, path)
-
-
-def agg_figure(figsize: tuple[float, float]) -> Figure:
-    """A figure drawn by the Agg backend, outside pyplot: no GUI, no global figure state.
-
-    Margins are set by each plot from what it shows, not by a layout engine: constrained
-    or tight layout draws every figure twice, which doubles the report's plotting time.
-    """
-    figure = Figure(figsize=figsize)
-    FigureCanvasAgg(figure)
-    return figure
-
-
-def save_figure(figure: Figure, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=100)
+def plot_learning_curves(
+    path: Path, log: EpochLog, run_name: str, monitor: str = "val_acc", mode: str = "max"
+) -> None:
+    """Loss and accuracy per epoch, train against val (``ginpipe/plots/curves.py``)."""
+    save_figure(learning_curves_figure(log, run_name, monitor, mode), path)
 
 
 def split_identifiers(data: dict, split: str) -> tuple[str, np.ndarray]:

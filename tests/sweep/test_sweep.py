@@ -64,6 +64,7 @@ def test_a_grid_runs_each_point_once_as_a_run_sharing_the_cache(toy_project, cli
     assert [t["state"] for t in data["results"]["trials"]] == ["complete"] * 4
     assert (sweep / "optimization_history.png").stat().st_size > 1000
     assert (sweep / "add_up.scale.png").is_file()
+    assert (sweep / "compare.png").is_file()  # the best trials side by side
 
     table = cli("runs", "--sweep", str(sweep)).output.splitlines()
     assert table[0].split() == [

@@ -33,11 +33,13 @@ def table_rows(output: str) -> dict[str, str]:
 def test_runs_lists_status_and_main_metric(two_runs, cli) -> None:
     result = cli("runs")
     assert result.exit_code == 0
+    # the config value the two runs differ in is a column of its own
     assert result.output.splitlines()[0].split() == [
         "RUN",
         "STATUS",
         "STARTED",
         "DURATION",
+        "add_up.scale",
         "METRIC",
     ]
     rows = table_rows(result.output)
