@@ -49,8 +49,9 @@ class Row:
     new_input: Callable[[Path], Path]  # a new raw input of this kind (file, folder, table)
     demo_input: Callable[[Path], Any]  # one input as the demo page gives it
     widget: str  # the gradio component the demo shows for it
-    exports: tuple[str, ...] = ("onnx", "torchscript")
     feature_names: list[str] = field(default_factory=list)
+    network: bool = True  # False: a scikit-learn estimator (no checkpoints, no export)
+    kill_at: str = "checkpoint-written:1"  # tests/faults/killer.py: after the first epoch
 
 
 @dataclass
@@ -119,7 +120,7 @@ class Cells:
         assert (run_dir / "model" / "model.json").is_file()
         metrics = json.loads((run_dir / "metrics.json").read_text())
         assert 0.0 <= metrics["accuracy"] <= 1.0
-        assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+        assert (run_dir / "checkpoints" / "last.ckpt").is_file() == self.row.network
 
     def test_kill_9_then_resume_gives_the_metrics_of_the_uninterrupted_run(
         self, trained: Trained
@@ -127,7 +128,7 @@ class Cells:
         folder = trained.folder
         configs = [*self.row.configs, "matrix.gin"]
         killed = subprocess.run(
-            [sys.executable, str(KILLER), "--at", "checkpoint-written:1", "--",
+            [sys.executable, str(KILLER), "--at", self.row.kill_at, "--",
              "run", *configs, "--name", "killed", "--root", "other"],
             cwd=folder, env=child_env(), capture_output=True, text=True, timeout=400,
         )  # fmt: skip
@@ -177,12 +178,16 @@ class Cells:
 
     @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
     def test_export_matches_predict(self, trained: Trained, fmt: str) -> None:
-        if fmt not in self.row.exports:
-            pytest.skip(f"{self.row.name}: {fmt} is refused up front (README table)")
         if fmt == "onnx":
             pytest.importorskip("onnxruntime", reason="the onnx extra")
         model = trained.folder / f"model-{fmt}"
         run = str(trained.run_dir)
+        if not self.row.network:  # refused in one line, nothing written
+            refused = ginpipe(trained.folder, "export", run, "-f", fmt, "-o", str(model))
+            assert refused.returncode == 2
+            assert "export supports networks" in refused.stderr
+            assert "Traceback" not in refused.stderr and not model.exists()
+            return
         done = ok(ginpipe(trained.folder, "export", run, "-f", fmt, "-o", str(model)))
         assert "checked on" in done.stdout + done.stderr
         sidecar = json.loads(model.with_name(model.name + ".json").read_text())

@@ -66,6 +66,20 @@ class TestDigits(Cells):
     )
 
 
+class TestSklearnEstimator(Cells):
+    row = Row(
+        name="sklearn estimator",
+        configs=["base", "models/logreg"],
+        write=lambda folder: None,
+        new_input=digits_rows,
+        demo_input=lambda folder: np.load(digits_rows(folder))[0].tolist(),
+        widget="Dataframe",
+        feature_names=[f"pixel_{r}_{c}" for r in range(8) for c in range(8)],
+        network=False,
+        kill_at="features:2",  # make_features has the dataset, asks for the splits
+    )
+
+
 # -- a CSV feature table --------------------------------------------------------------------
 
 TABLE_GIN = """
