@@ -1,6 +1,8 @@
 """Audio prediction: ``ginpipe predict`` over WAV files against a hand-written loop
-(``baselines/predict_audio_loop.py``: soundfile, the same log-mel, the same network), and the
-main process's peak RSS as the files grow tenfold.
+(``baselines/predict_audio_loop.py``: soundfile, the same log-mel, the same network), the
+main process's peak RSS as the files double (3000 -> 6000), and the run exported as one
+waveform-to-probabilities ONNX graph on onnxruntime (``baselines/predict_audio_onnx.py``)
+against ``ginpipe predict`` on the same files.
 
 The audio example's model (``configs/data/audio.gin``, ``models/audio_cnn``, the fast debug
 config) is trained once on generated recordings; both sides then predict every file of a
@@ -36,8 +38,13 @@ from benchmarks.common import (
 from benchmarks.predict_throughput import BATCH_SIZE, GROWTH_LIMIT_BYTES, WORKERS, ginpipe_child
 
 BASELINE = BENCH_DIR / "baselines" / "predict_audio_loop.py"
+ONNX_LOOP = BENCH_DIR / "baselines" / "predict_audio_onnx.py"
 THROUGHPUT_LIMIT = 0.95
-BIG, SMALL = 3000, 300
+ONNX_LIMIT = 1.0
+# Throughput on SMALL files. Memory growth between SMALL and BIG: both beyond the loader's
+# warm-up (two workers x prefetch 2 x batch 256 = 1024 items in flight, and the allocator's
+# arenas), which a smaller first set would count as growth per file.
+BIG, SMALL = 6000, 3000
 
 
 def ensure_recordings(count: int) -> Path:
@@ -53,7 +60,7 @@ def ensure_recordings(count: int) -> Path:
 
 
 def ensure_run(labels: Path) -> Path:
-    """The audio example trained once (fast config) on the big set."""
+    """The audio example trained once (fast config) on the throughput set."""
     root = WORK / "predict_audio_root"
     run_dir = root / "bench" / "model"
     if (run_dir / "model" / "model.json").is_file():
@@ -69,9 +76,22 @@ def ensure_run(labels: Path) -> Path:
     return run_dir
 
 
+def ensure_export(run_dir: Path, labels: Path) -> Path:
+    """The run exported once as ONNX, from the waveform (``ginpipe export`` checks it on the
+    run's test files, which the run names relative to its data folder)."""
+    model = WORK / "predict_audio_model.onnx"
+    if not model.is_file():
+        cmd = ginpipe_cmd("export", str(run_dir), "--format", "onnx", "-o", str(model))
+        run_measured(cmd, cwd=labels.parents[3]).check("ginpipe export (audio benchmark model)")
+    return model
+
+
 def run_side(side: str, run_dir: Path, labels: Path, count: int) -> dict[str, Any]:
     out = WORK / f"predict-audio-{side}-{count}.csv"
-    if side == "ginpipe":
+    if side == "onnx":
+        cmd = [PYTHON, str(ONNX_LOOP), "--model", str(ensure_export(run_dir, labels))]
+        cmd += ["--csv", str(labels), "--out", str(out), "--batch-size", str(BATCH_SIZE)]
+    elif side == "ginpipe":
         cmd = [PYTHON, "-m", "benchmarks.predict_audio", "--child", "--run", str(run_dir)]
         cmd += ["--csv", str(labels), "--out", str(out)]
     else:
@@ -81,28 +101,32 @@ def run_side(side: str, run_dir: Path, labels: Path, count: int) -> dict[str, An
     return {**measurement.last_json_line(), "wall": measurement.wall}
 
 
-def largest_difference() -> float:
+def largest_difference(other: str = "hand-written") -> float:
     import pandas as pd
 
-    ours = pd.read_csv(WORK / f"predict-audio-ginpipe-{BIG}.csv")
-    theirs = pd.read_csv(WORK / f"predict-audio-hand-written-{BIG}.csv")
+    ours = pd.read_csv(WORK / f"predict-audio-ginpipe-{SMALL}.csv")
+    theirs = pd.read_csv(WORK / f"predict-audio-{other}-{SMALL}.csv")
     columns = [c for c in theirs.columns if c.startswith("prob_")]
     if list(ours["predicted_class"]) != list(theirs["predicted_class"]):
-        raise AssertionError("ginpipe predict and the hand-written loop disagree on classes")
+        raise AssertionError(f"ginpipe predict and the {other} loop disagree on classes")
     return float((ours[columns] - theirs[columns]).abs().to_numpy().max())
 
 
 def run(repeats: int) -> BenchResult:
     big, small = ensure_recordings(BIG), ensure_recordings(SMALL)
-    run_dir = ensure_run(big)
+    run_dir = ensure_run(small)
+    ensure_export(run_dir, small)
     variants = {
         f"{side} {count}": (lambda _, s=side, lab=labels, n=count: run_side(s, run_dir, lab, n))
         for count, labels in ((BIG, big), (SMALL, small))
         for side in ("ginpipe", "hand-written")
     }
+    variants[f"onnx {SMALL}"] = lambda _: run_side("onnx", run_dir, small, SMALL)
     results = interleave(variants, repeats)
-    gp, base = results[f"ginpipe {BIG}"], results[f"hand-written {BIG}"]
+    gp, base = results[f"ginpipe {SMALL}"], results[f"hand-written {SMALL}"]
+    onnx = results[f"onnx {SMALL}"]
     rate = paired_ratios([g["items_per_s"] for g in gp], [b["items_per_s"] for b in base])
+    onnx_rate = paired_ratios([o["items_per_s"] for o in onnx], [g["items_per_s"] for g in gp])
     growth: dict[str, float] = {}
     rows = []
     for side in ("hand-written", "ginpipe"):
@@ -125,6 +149,10 @@ def run(repeats: int) -> BenchResult:
             ["items/s", col(base, "items_per_s"), col(gp, "items_per_s"), rate.fmt(3)],
         ],
     )  # fmt: skip
+    exported = markdown_table(
+        ["", "ginpipe predict", "ONNX waveform graph", "ratio ONNX / ginpipe"],
+        [["items/s", col(gp, "items_per_s"), col(onnx, "items_per_s"), onnx_rate.fmt(3)]],
+    )
     memory = markdown_table(
         ["main process peak RSS MiB", f"{SMALL} files", f"{BIG} files", "bytes per extra file"],
         rows,
@@ -133,13 +161,19 @@ def run(repeats: int) -> BenchResult:
         filter(
             None,
             [
-                f"{BIG} generated 1 s WAV files (16 kHz), the audio example's model trained once "
+                f"{SMALL} generated 1 s WAV files (16 kHz), the audio example's model trained once "
                 f"with configs/debug/fast.gin. Both sides: soundfile, the run's log-mel "
                 f"(40 bands) and normalization, batch {BATCH_SIZE}, {WORKERS} workers; "
                 f"{len(gp)} rounds interleaved, each a fresh process. Largest probability "
                 f"difference: {largest_difference():.1e} (same classes).",
                 throughput,
                 memory,
+                f"The run exported with `ginpipe export --format onnx` (decoded waveform in, "
+                f"probabilities out: log-mel, normalization and softmax in the graph), run by "
+                f"a deployer's loop on onnxruntime: soundfile on 2 threads, batch {BATCH_SIZE}, "
+                f"on the same {SMALL} files. Largest probability difference from ginpipe "
+                f"predict: {largest_difference('onnx'):.1e} (same classes).",
+                exported,
                 quiet_note(results),
             ],
         )
@@ -153,6 +187,12 @@ def run(repeats: int) -> BenchResult:
                 "items/s ginpipe predict / hand-written (WAV)",
                 rate.median,
                 THROUGHPUT_LIMIT,
+                higher_is_better=True,
+            ),
+            Target(
+                "items/s ONNX waveform graph on onnxruntime / ginpipe predict (WAV)",
+                onnx_rate.median,
+                ONNX_LIMIT,
                 higher_is_better=True,
             ),
             Target(
