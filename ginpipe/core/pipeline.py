@@ -7,14 +7,18 @@ which are read from the store -- is known up front and shown by ``--dry-run``.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import functools
 import inspect
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import gin
 from gin import REQUIRED
 from loguru import logger
 
@@ -22,8 +26,9 @@ from ginpipe.base.errors import ConfigError, GinpipeError, Interrupted, TaskFail
 from ginpipe.base.oserrors import is_storage_error
 from ginpipe.base.suggest import did_you_mean
 from ginpipe.config import ginapi
-from ginpipe.core import fingerprint
+from ginpipe.core import fingerprint, graph, nesting
 from ginpipe.core.events import Events, TaskEvent, TaskState
+from ginpipe.core.nesting import Nested
 from ginpipe.core.state import RunContext, State, TaskView
 from ginpipe.core.store import ArtifactStore, CorruptArtifact
 from ginpipe.core.taskdef import TaskSpec, check_outputs, spec_of
@@ -43,15 +48,71 @@ class Step:
     action: str = TaskState.RUN  # RUN | CACHED | WAIT | SKIPPED
     reason: str = ""
     transient: tuple[str, ...] = ()
+    # A nested pipeline's task (``ginpipe/core/nesting.py``): its name, and how the keys
+    # the task declares map to state keys (``renames``: its outputs renamed by the config).
+    namespace: str = ""
+    renames: Mapping[str, str] = field(default_factory=dict)
+    extra_resources: Mapping[str, float] = field(default_factory=dict)
+    # State key -> the key the task declares; set by ``resolve_keys`` (identity outside
+    # nested pipelines).
+    local: dict[str, str] = field(default_factory=dict)
+    reads: tuple[str, ...] = ()
+    writes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.local:
+            self.reads, self.writes = self.spec.reads, self.spec.writes
+            self.local = {k: k for k in (*self.reads, *self.writes)}
+
+    @property
+    def name(self) -> str:
+        """The task's name in logs and records: ``logreg/fit_sklearn`` inside a nested
+        pipeline, else its own name."""
+        return f"{self.namespace}/{self.spec.name}" if self.namespace else self.spec.name
+
+    @property
+    def resources(self) -> dict[str, float]:
+        """What the task needs (``@task(resources=)``, or its nested pipeline's)."""
+        return {**dict(self.spec.resources), **self.extra_resources}
+
+    def state_key(self, own: str) -> str:
+        """The state key of a key the task declares."""
+        return next((k for k, v in self.local.items() if v == own), own)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """A partial run: which tasks to compute (``ginpipe/core/graph.py``, ``select``) and,
+    from ``--inputs-from``, the cache keys an earlier run's tasks had (task name -> key
+    prefix, as ``run.json`` records them)."""
+
+    start: tuple[str, ...] = ()
+    stop: tuple[str, ...] = ()
+    only: tuple[str, ...] = ()
+    borrowed: dict[str, str] = field(default_factory=dict)
+    source: str = ""
+
+    def describe(self) -> str:
+        parts = [
+            f"{option} {' '.join(names)}"
+            for option, names in (("--from", self.start), ("--until", self.stop))
+            if names
+        ]
+        parts += [f"--only {name}" for name in self.only]
+        return " ".join(parts)
 
 
 def task_steps(tasks: Sequence[Any]) -> list[Step]:
-    """Pair each task callable from ``run.tasks`` with its gin selector and scope."""
+    """Pair each task callable from ``run.tasks`` with its gin selector and scope; a nested
+    pipeline's tasks each become a step in its namespace."""
     refs = _task_references()
     if len(refs) != len(tasks):
         refs = [None] * len(tasks)
-    steps = []
+    steps: list[Step] = []
     for i, (call, ref) in enumerate(zip(tasks, refs, strict=True)):
+        if isinstance(call, Nested):
+            steps += _nested_steps(call, len(steps), f"run.tasks[{i}]")
+            continue
         try:
             spec = spec_of(call)
         except TypeError as e:
@@ -61,8 +122,103 @@ def task_steps(tasks: Sequence[Any]) -> list[Step]:
             selector = configurable.selector
         else:
             selector, scope = f"{spec.fn.__module__}.{spec.name}", ""
-        steps.append(Step(index=i, spec=spec, call=call, selector=selector, scope=scope))
+        steps.append(Step(index=len(steps), spec=spec, call=call, selector=selector, scope=scope))
     return steps
+
+
+def _nested_steps(nested: Nested, start: int, where: str, outer: str = "") -> list[Step]:
+    """The steps of a nested pipeline (nested ones within it flattened too)."""
+    nesting.check(nested, where)
+    namespace = f"{outer}/{nested.name}" if outer else nested.name
+    steps: list[Step] = []
+    for j, call in enumerate(nested.tasks):
+        if isinstance(call, Nested):
+            steps += _nested_steps(call, start + len(steps), f"{where}.tasks[{j}]", namespace)
+            continue
+        try:
+            spec = spec_of(call)
+        except TypeError as e:
+            raise ConfigError(f"{where} ({nested.name}/pipeline.tasks[{j}]): {e}") from e
+        found = ginapi.registration_of(call)
+        selector = found.selector if found else f"{spec.fn.__module__}.{spec.name}"
+        steps.append(
+            Step(
+                index=start + len(steps),
+                spec=spec,
+                call=call,
+                selector=selector,
+                scope=namespace,
+                namespace=namespace,
+                renames=nested.keys,
+                extra_resources=nested.resources,
+            )
+        )
+    return steps
+
+
+def resolve_keys(steps: Sequence[Step]) -> None:
+    """Map each nested task's declared keys to state keys: what it writes goes under its
+    namespace (or the name ``keys`` renames it to); what it reads is its namespace's own key
+    when a task of the namespace writes it, else the key outside. A rename of a key no task
+    of the namespace writes is refused."""
+    written_in: dict[str, set[str]] = {}
+    for step in steps:
+        if step.namespace:
+            written_in.setdefault(step.namespace, set()).update(step.spec.writes)
+    for namespace, written in written_in.items():
+        renames = next(s.renames for s in steps if s.namespace == namespace)
+        unknown = sorted(set(renames) - written)
+        if unknown:
+            raise WiringError(
+                f"{namespace}/pipeline.keys renames {', '.join(repr(k) for k in unknown)}, "
+                f"which no task of '{namespace}' writes (they write "
+                f"{', '.join(sorted(written)) or 'nothing'})"
+            )
+    for step in steps:
+        if step.namespace:
+            _namespace_keys(step, written_in[step.namespace])
+    _expand_patterns(steps)
+
+
+def _namespace_keys(step: Step, own: set[str]) -> None:
+    """A nested task's reads and writes as state keys."""
+    local: dict[str, str] = {}
+    for key in step.spec.reads:
+        local[_inner_key(step, key) if key in own else key] = key
+    for key in step.spec.writes:
+        local[_inner_key(step, key)] = key
+    step.local = local
+    step.reads = tuple(_inner_key(step, k) if k in own else k for k in step.spec.reads)
+    step.writes = tuple(_inner_key(step, k) for k in step.spec.writes)
+
+
+def _expand_patterns(steps: Sequence[Step]) -> None:
+    """A read with ``*`` (``@task(reads=("*/metrics",))``) reads every key like it that
+    another task writes, in the order of the list: one task comparing the branches of a
+    run. A pattern no key matches is refused."""
+    for step in steps:
+        if not any("*" in key for key in step.spec.reads):
+            continue
+        others = [k for s in steps if s is not step for k in s.writes]
+        reads: list[str] = []
+        for key in step.reads:
+            if "*" not in key:
+                reads.append(key)
+                continue
+            matched = [k for k in others if fnmatch.fnmatchcase(k, key)]
+            if not matched:
+                raise WiringError(
+                    f"task '{step.name}' reads '{key}', but no task in run.tasks writes a key "
+                    f"like it"
+                )
+            reads += [k for k in matched if k not in reads]
+            step.local.pop(key, None)
+        step.reads = tuple(reads)
+        step.local.update({k: k for k in reads if k not in step.local})
+
+
+def _inner_key(step: Step, key: str) -> str:
+    return step.renames.get(key) or f"{step.namespace}/{key}"
 
 
 def _task_references() -> list[Any]:
@@ -76,23 +232,20 @@ def _task_references() -> list[Any]:
     return [v if ginapi.is_reference(v) else None for v in value]
 
 
-def check_wiring(steps: Sequence[Step]) -> None:
-    """Every read must be written by an earlier task; say which task and which key."""
-    if not steps:
-        raise WiringError("run.tasks is empty: list at least one task")
-    written: dict[str, str] = {}
-    for step in steps:
-        for key in step.spec.reads:
-            if key not in written:
-                later = next((s.spec.name for s in steps if key in s.spec.writes), None)
-                where = (
-                    f"'{later}' writes it only later; move it before"
-                    if later
-                    else "no task in run.tasks writes it"
-                )
-                raise WiringError(f"task '{step.spec.name}' reads '{key}', but {where}")
-        for key in step.spec.writes:
-            written[key] = step.spec.name
+def check_wiring(steps: Sequence[Step]) -> list[Step]:
+    """Refuse a read nobody writes, a key two tasks write and a cycle, naming the tasks and
+    keys; the steps in the order they run (``ginpipe/core/graph.py``)."""
+    return in_graph_order(steps)
+
+
+def in_graph_order(steps: Sequence[Step]) -> list[Step]:
+    """The steps in an order of their data dependencies (list order breaks ties), each
+    ``index`` its position in that order."""
+    resolve_keys(steps)
+    ordered = graph.ordered(steps)
+    for index, step in enumerate(ordered):
+        step.index = index
+    return ordered
 
 
 def check_required(steps: Sequence[Step]) -> None:
@@ -126,7 +279,7 @@ def check_tasks(steps: Sequence[Step]) -> None:
 def check_main_metric(steps: Sequence[Step], report_key: str, main_metric: str) -> None:
     """``run.main_metric`` must name a number the reporting task declares it writes
     (``@task(metrics=...)``); a task that declares none is not checked."""
-    reporter = next((s for s in reversed(steps) if report_key in s.spec.writes), None)
+    reporter = next((s for s in reversed(steps) if report_key in s.writes), None)
     if reporter is None or not reporter.spec.metrics:
         return
     patterns = reporter.spec.metrics
@@ -147,25 +300,82 @@ def plan(
     rerun: Sequence[str] = (),
     use_cache: bool = True,
     is_main: bool = True,
+    selection: Selection | None = None,
 ) -> list[Step]:
     """Compute each key, then decide per task: run it, read it, or wait for rank 0."""
+    steps = in_graph_order(steps)
+    chosen = None
+    if selection is not None:
+        chosen = graph.select(
+            steps, start=selection.start, stop=selection.stop, only=selection.only
+        )
     artifact: dict[str, str] = {}
-    unknown = set(rerun) - {s.spec.name for s in steps}
+    unknown = set(rerun) - {s.spec.name for s in steps} - {s.name for s in steps}
     if unknown:
-        names = [s.spec.name for s in steps]
+        names = [s.name for s in steps]
         raise ConfigError(f"--rerun names unknown task(s) {sorted(unknown)}; tasks are {names}")
     forced = False
     for step in steps:
-        step.inputs = {k: artifact[k] for k in step.spec.reads}
+        step.inputs = {step.local[k]: artifact[k] for k in step.reads}
         step.key = fingerprint.task_key(
             step.selector, step.spec.fn, step.scope, step.inputs, step.spec.uses
         )
-        for name in step.spec.writes:
-            artifact[name] = fingerprint.artifact_key(step.key, name)
-        forced = forced or step.spec.name in rerun
+        if chosen is not None and step.index not in chosen and selection is not None:
+            step.key = _borrowed_key(step, selection, store) or step.key
+        for name in step.writes:
+            artifact[name] = fingerprint.artifact_key(step.key, step.local[name])
+        forced = forced or step.spec.name in rerun or step.name in rerun
         step.action, step.reason = _decide(step, store, forced, use_cache, is_main)
     _run_producers_of_transient_inputs(steps)
+    if chosen is not None and selection is not None:
+        _restrict(steps, chosen, store, selection)
     return steps
+
+
+def _borrowed_key(step: Step, selection: Selection, store: ArtifactStore | None) -> str | None:
+    """The full cache key of what ``--inputs-from``'s run stored for this task, if stored."""
+    prefix = selection.borrowed.get(step.name)
+    if not prefix or store is None:
+        return None
+    return next((e.key for e in store.entries() if e.key.startswith(prefix)), None)
+
+
+def _restrict(
+    steps: list[Step], chosen: set[int], store: ArtifactStore | None, selection: Selection
+) -> None:
+    """A partial run: tasks outside the selection are skipped, except those whose outputs
+    a computed task needs: read from the cache, or run again where never stored (a task
+    declared ``cache=False``, an output without a safe format). A needed output that should
+    be stored but is not is refused before any work, naming it."""
+    needed: set[str] = set()
+    for step in reversed(steps):
+        if step.index in chosen:
+            if step.action in (TaskState.RUN, TaskState.WAIT):
+                needed |= set(step.reads)
+            continue
+        provides = needed & set(step.writes)
+        if not provides:
+            step.action, step.reason = TaskState.SKIPPED, "not selected"
+            continue
+        entry = store.lookup(step.key) if store is not None and step.spec.cache else None
+        if entry is not None and not provides & {step.state_key(k) for k in entry.transient}:
+            step.action, step.reason = TaskState.CACHED, "input of the selection"
+            step.transient = tuple(entry.transient)
+        elif not step.spec.cache or entry is not None:
+            step.action, step.reason = TaskState.RUN, "input of the selection, never stored"
+            needed |= set(step.reads)
+        else:
+            keys = ", ".join(f"'{k}'" for k in sorted(provides))
+            where = (
+                f"in neither the cache nor {selection.source}"
+                if selection.source
+                else "not in the cache"
+            )
+            raise ConfigError(
+                f"{selection.describe()} needs {keys} from '{graph.label(step)}', which is "
+                f"{where}: run up to it first (--until {graph.label(step)}), or name a run "
+                f"that has it with --inputs-from RUN"
+            )
 
 
 def _decide(
@@ -197,10 +407,11 @@ def _run_producers_of_transient_inputs(steps: list[Step]) -> None:
     """A cached task whose output was not storable must run again if a running task needs it."""
     needed: set[str] = set()
     for step in reversed(steps):
-        if step.action == TaskState.CACHED and needed & set(step.transient):
+        transient = {step.state_key(k) for k in step.transient}
+        if step.action == TaskState.CACHED and needed & transient:
             step.action, step.reason = TaskState.RUN, "needed output was not storable"
         if step.action in (TaskState.RUN, TaskState.WAIT):
-            needed |= set(step.spec.reads)
+            needed |= set(step.reads)
 
 
 class Pipeline:
@@ -226,61 +437,85 @@ class Pipeline:
         self.rank0_failure: Callable[[], str | None] = lambda: None
 
     def execute(self) -> State:
-        total = len(self.steps)
         for step in self.steps:
-            if step.action == TaskState.SKIPPED:
-                logger.debug(
-                    f"[{step.index + 1}/{total}] {step.spec.name}: skipped ({step.reason})"
-                )
-                continue
-            if step.action == TaskState.RUN:
-                self._materialize_inputs(step)
-            event = TaskEvent(task=step.spec.name, index=step.index, total=total, key=step.key)
-            self.events.emit("on_task_start", event)
-            t0 = time.perf_counter()
-            if step.action == TaskState.WAIT:
-                self._wait_for(step)
-            if step.action in (TaskState.CACHED, TaskState.WAIT):
-                self._expose_stored(step)
-                event.status = TaskState.CACHED
-            else:
-                self._run(step, event, t0, step.reason)
-                event.status = TaskState.COMPLETED
-            event.seconds = time.perf_counter() - t0
-            if event.status == TaskState.CACHED:
-                self._restore_run_files(step)
-                producer = self._producer_run(step)
-                event.detail = {"from_run": producer} if producer else {}
-                logger.info(f"[{step.index + 1}/{total}] {step.spec.name}: reused from cache")
-            else:
-                logger.info(
-                    f"[{step.index + 1}/{total}] {step.spec.name}: done in {event.seconds:.2f}s"
-                )
-            self.events.emit("on_task_end", event)
+            self.execute_step(step)
         return self.state
+
+    def execute_step(self, step: Step) -> None:
+        """One step in this process: run it, read it from the cache, or wait for rank 0."""
+        total = len(self.steps)
+        if step.action == TaskState.SKIPPED:
+            logger.debug(f"[{step.index + 1}/{total}] {step.name}: skipped ({step.reason})")
+            return
+        if step.action == TaskState.RUN:
+            self._materialize_inputs(step)
+        event = self.start_event(step)
+        t0 = time.perf_counter()
+        if step.action == TaskState.WAIT:
+            self._wait_for(step)
+        if step.action in (TaskState.CACHED, TaskState.WAIT):
+            self._expose_stored(step)
+            event.status = TaskState.CACHED
+        else:
+            self._run(step, event, t0, step.reason)
+            event.status = TaskState.COMPLETED
+        event.seconds = time.perf_counter() - t0
+        self.end_event(step, event)
+
+    def start_event(self, step: Step) -> TaskEvent:
+        event = TaskEvent(task=step.name, index=step.index, total=len(self.steps), key=step.key)
+        self.events.emit("on_task_start", event)
+        return event
+
+    def end_event(self, step: Step, event: TaskEvent) -> None:
+        total = len(self.steps)
+        if event.status == TaskState.CACHED:
+            self._restore_run_files(step)
+            producer = self._producer_run(step)
+            event.detail = {"from_run": producer} if producer else {}
+            logger.info(f"[{step.index + 1}/{total}] {step.name}: reused from cache")
+        else:
+            logger.info(f"[{step.index + 1}/{total}] {step.name}: done in {event.seconds:.2f}s")
+        self.events.emit("on_task_end", event)
+
+    def _context(self, step: Step) -> RunContext:
+        """The run as a task sees it: a nested pipeline's tasks get a folder of their own
+        (``RUN/logreg``), so two branches never write the same file."""
+        if not step.namespace:
+            return self.run
+        root = self.run.root or Path(self.run.dir).absolute().parent.parent
+        folder = self.run.dir / step.namespace
+        if self.run.is_main:
+            folder.mkdir(parents=True, exist_ok=True)
+        return dataclasses.replace(self.run, dir=folder, root=root)
+
+    def _state_for(self, step: Step) -> State:
+        """The state as the task's own keys name it (a nested task's ``model`` is
+        ``logreg/model``)."""
+        if not step.namespace:
+            return self.state
+        return Namespaced(self.state, step.local, self._context(step))
 
     def _restore_run_files(self, step: Step) -> None:
         """A reused task's run files (``fit``'s checkpoints and training log) come with it:
         the run can then be resumed, fine-tuned and reported like the one that trained."""
         if not step.spec.run_files or self.store is None or not self.run.is_main:
             return
-        restored = self.store.restore_run_files(step.key, self.run.dir)
+        restored = self.store.restore_run_files(step.key, self._context(step).dir)
         if restored:
-            logger.debug(f"{step.spec.name}: {', '.join(restored)} taken from the cache")
+            logger.debug(f"{step.name}: {', '.join(restored)} taken from the cache")
 
     def _materialize_inputs(self, step: Step) -> None:
         """Load what a task reads before it starts. A stored value that has to be recomputed
         (not storable, corrupt, vanished) then runs as its producer's own step -- its own
         events, timing and failure -- instead of inside the task that needed it."""
-        for key in step.spec.reads:
+        for key in step.reads:
             self.state[key]
 
     def _run(self, step: Step, event: TaskEvent, t0: float, reason: str) -> None:
-        spec = step.spec
-        logger.info(f"[{step.index + 1}/{len(self.steps)}] {spec.name}: running ({reason})")
+        logger.info(f"[{step.index + 1}/{len(self.steps)}] {step.name}: running ({reason})")
         try:
-            result = step.call(TaskView(self.state, spec.name, spec.reads))
-            outputs = check_outputs(spec, result)
+            outputs = self.call(step)
         except (Interrupted, KeyboardInterrupt):
             raise
         except BaseException as raised:
@@ -290,19 +525,33 @@ class Pipeline:
             self.events.emit("on_task_failed", event)
             if isinstance(e, GinpipeError) or is_storage_error(e):
                 raise e from None  # a full disk is the runner's one line and exit 4, not 1
-            raise TaskFailed(spec.name, e) from e
+            raise TaskFailed(step.name, e) from e
         for name, value in outputs.items():
-            self.state.set(name, value)
-        if spec.cache and self.store is not None and self.run.is_main:
-            self._save(step, outputs)
+            self.state.set(step.state_key(name), value)
+        self.save(step, outputs)
 
-    def _save(self, step: Step, outputs: dict[str, Any]) -> None:
+    def call(self, step: Step) -> dict[str, Any]:
+        """Call the task under its scope with its view of the state; its checked outputs."""
+        with _scope(step.namespace):
+            reads = tuple(step.local[k] for k in step.reads)
+            result = step.call(TaskView(self._state_for(step), step.spec.name, reads))
+        return check_outputs(step.spec, result)
+
+    def save(self, step: Step, outputs: dict[str, Any]) -> tuple[str, ...]:
+        """Store a cached task's outputs; the names stored (none for an uncached task)."""
+        if not (step.spec.cache and self.store is not None and self.run.is_main):
+            return ()
+        transient = self._save(step, outputs)
+        return tuple(name for name in outputs if name not in transient)
+
+    def _save(self, step: Step, outputs: dict[str, Any]) -> tuple[str, ...]:
         assert self.store is not None
         meta = {"run": str(self.run.dir.resolve()), "selector": step.selector}
+        folder = self._context(step).dir
         files = [
-            (relative, self.run.dir / relative, mode)
+            (relative, folder / relative, mode)
             for relative, mode in step.spec.run_files
-            if (self.run.dir / relative).exists()
+            if (folder / relative).exists()
         ]
         result = self.store.save(
             step.key,
@@ -316,13 +565,18 @@ class Pipeline:
             if name not in self._warned_transient:
                 self._warned_transient.add(name)
                 logger.warning(
-                    f"{step.spec.name}: output '{name}' has no safe storage format; it is kept "
+                    f"{step.name}: output '{name}' has no safe storage format; it is kept "
                     f"in memory and recomputed when needed (opt in with @task(pickle_ok=...))"
                 )
+        return tuple(result.transient)
+
+    def expose_stored_output(self, step: Step, name: str) -> None:
+        """Make one stored output of ``step`` readable, loaded on first use."""
+        self.state.set_lazy(step.state_key(name), functools.partial(self._load, step, name))
 
     def _expose_stored(self, step: Step) -> None:
-        for name in step.spec.writes:
-            self.state.set_lazy(name, functools.partial(self._load, step, name))
+        for name in step.writes:
+            self.state.set_lazy(name, functools.partial(self._load, step, step.local[name]))
 
     def _load(self, step: Step, name: str) -> Any:
         """Read one stored output; a corrupt or vanished artifact is recomputed, not fatal."""
@@ -333,12 +587,12 @@ class Pipeline:
             return self.store.load(step.key, name, allow_pickle=name in step.spec.pickle_ok)
         except KeyError:
             reason = f"'{name}' was not storable"
-            logger.info(f"{step.spec.name}: {reason}; recomputing it")
+            logger.info(f"{step.name}: {reason}; recomputing it")
         except CorruptArtifact as e:
             reason = f"stored '{name}' unusable"
-            logger.warning(f"{step.spec.name}: {reason} ({e}); recomputing")
+            logger.warning(f"{step.name}: {reason} ({e}); recomputing")
         event = TaskEvent(
-            task=step.spec.name,
+            task=step.name,
             index=step.index,
             total=len(self.steps),
             key=step.key,
@@ -349,20 +603,20 @@ class Pipeline:
         self._run(step, event, t0, f"recomputing: {reason}")
         event.status, event.seconds = TaskState.COMPLETED, time.perf_counter() - t0
         self.events.emit("on_task_end", event)
-        return self.state[name]
+        return self.state[step.state_key(name)]
 
     def _wait_for(self, step: Step) -> None:
         """Ranks > 0 wait for rank 0 to commit a shared task's outputs."""
         assert self.store is not None
         deadline = time.monotonic() + self.wait_timeout
         delay = 0.05
-        logger.info(f"{step.spec.name}: waiting for rank 0's result")
+        logger.info(f"{step.name}: waiting for rank 0's result")
         while self.store.lookup(step.key) is None:
             if time.monotonic() > deadline:
-                raise TaskFailed(step.spec.name, TimeoutError("rank 0 did not commit in time"))
+                raise TaskFailed(step.name, TimeoutError("rank 0 did not commit in time"))
             failure = self.rank0_failure()
             if failure:
-                raise TaskFailed(step.spec.name, RuntimeError(f"rank 0 stopped ({failure})"))
+                raise TaskFailed(step.name, RuntimeError(f"rank 0 stopped ({failure})"))
             time.sleep(delay)
             delay = min(delay * 1.5, 1.0)
         entry = self.store.lookup(step.key)
@@ -374,6 +628,38 @@ class Pipeline:
         entry = self.store.lookup(step.key)
         run = (entry.meta or {}).get("run") if entry else None
         return run if run and run != str(self.run.dir.resolve()) else None
+
+
+class Namespaced(State):
+    """The state under a nested task's own key names; its run is the namespace's folder."""
+
+    def __init__(self, state: State, local: Mapping[str, str], run: RunContext) -> None:
+        super().__init__(run)
+        self._state = state
+        self._outer = {own: key for key, own in local.items()}
+        self.unused = state.unused
+
+    def __getitem__(self, key: str) -> Any:
+        return self._state[self._outer.get(key, key)]
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self._outer.get(key, key) in self._state
+
+    def __iter__(self) -> Iterator[str]:
+        return (own for own, key in self._outer.items() if key in self._state)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+@contextmanager
+def _scope(namespace: str) -> Iterator[None]:
+    """A nested task runs under its pipeline's gin scope: its scoped bindings apply."""
+    if not namespace:
+        yield
+        return
+    with gin.config_scope(namespace):
+        yield
 
 
 def _describe(e: BaseException) -> str:

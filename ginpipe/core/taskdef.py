@@ -24,6 +24,7 @@ from ginpipe.base.errors import UndeclaredKeyError
 
 SPEC_ATTR = "__ginpipe_task__"
 RUN_FILE_MODES = ("link", "copy")
+RESOURCES = ("cpus", "gpus")
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class TaskSpec:
     uses: tuple[str, ...] = ()
     check: Callable[[], None] | None = None
     metrics: tuple[str, ...] = ()
+    resources: tuple[tuple[str, float], ...] = ()
 
     @property
     def qualname(self) -> str:
@@ -64,6 +66,7 @@ def task(
     uses: tuple[str, ...] | list[str] = (),
     check: Callable[[], None] | None = None,
     metrics: tuple[str, ...] | list[str] = (),
+    resources: Mapping[str, float] | None = None,
     name: str | None = None,
     module: str | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -96,6 +99,10 @@ def task(
         metrics: names of the numbers in the dict the task writes under ``run.report_key``
             (``*`` matches any characters: ``"recall/*"``); a ``run.main_metric`` that
             matches none is refused before any task runs. Empty: not known up front.
+        resources: what the task needs to run (``{"cpus": 2, "gpus": 1}``): under
+            ``ginpipe run --jobs N`` a task that declares CPU or GPU work runs in a process
+            of its own, alongside independent tasks, each GPU task on its own device
+            (``ginpipe/core/parallel.py``).
         name, module: the gin name (defaults: the function name and its module).
     """
     reads, writes, pickle_ok = tuple(reads), tuple(writes), tuple(pickle_ok)
@@ -103,6 +110,7 @@ def task(
     for path, mode in kept:
         if mode not in RUN_FILE_MODES or Path(path).is_absolute() or ".." in Path(path).parts:
             raise ValueError(f"run_files: {path!r}: {mode!r} must be link or copy, path relative")
+    needs = tuple(check_resources(resources or {}, "resources").items())
     unknown = set(pickle_ok) - set(writes)
     if unknown:
         raise ValueError(f"pickle_ok names keys the task does not write: {sorted(unknown)}")
@@ -123,12 +131,23 @@ def task(
             uses=tuple(uses),
             check=check,
             metrics=tuple(metrics),
+            resources=needs,
         )
         wrapper = gin.configurable(name or fn.__name__, module=module)(fn)
         setattr(wrapper, SPEC_ATTR, spec)
         return wrapper
 
     return decorate
+
+
+def check_resources(resources: Mapping[str, float], where: str) -> dict[str, float]:
+    """``{"cpus": n, "gpus": m}`` with known names and non-negative numbers."""
+    for key, value in resources.items():
+        if key not in RESOURCES:
+            raise ValueError(f"{where}: unknown resource {key!r}; known: {', '.join(RESOURCES)}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ValueError(f"{where}: {key} must be a number >= 0, got {value!r}")
+    return dict(resources)
 
 
 def spec_of(obj: Any) -> TaskSpec:

@@ -7,6 +7,7 @@ without importing the runner that uses them. ``ginpipe.runs.runner`` exports bot
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +29,21 @@ class RunRequest:
     dry_run: bool = False
     use_cache: bool = True
     rerun: list[str] = field(default_factory=list)
+    # A partial run (--from, --until, --only; inputs of an earlier run with --inputs-from).
+    start: list[str] = field(default_factory=list)
+    stop: list[str] = field(default_factory=list)
+    only: list[str] = field(default_factory=list)
+    inputs_from: Path | None = None
+    # Tasks at once (``ginpipe/core/parallel.py``); 1 runs them one after another.
+    jobs: int = 1
     argv: list[str] = field(default_factory=lambda: list(sys.argv))
+    # When the run was asked for (time.monotonic): its duration counts composing the config and
+    # importing what it names, not only the tasks.
+    requested_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.start or self.stop or self.only or self.inputs_from)
 
 
 @dataclass

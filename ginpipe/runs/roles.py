@@ -25,6 +25,7 @@ from ginpipe.core.events import Events
 from ginpipe.core.pipeline import Step
 from ginpipe.core.store import ArtifactStore
 from ginpipe.runs import continuation, distributed, rundir
+from ginpipe.runs.graphs import GraphRecorder
 from ginpipe.runs.provenance import (
     ENVIRONMENT_FILE,
     environment,
@@ -162,7 +163,8 @@ class MainRank(RankRole):
     ) -> Observed:
         record = _open_record(run, request, prepared, self.ranks)
         pinned = continuation.InputsRecorder(run, steps)
-        return Recorded(record, [pinned, *prepared.settings.observers], self.ranks)
+        drawn = GraphRecorder(run, steps)
+        return Recorded(record, [pinned, drawn, *prepared.settings.observers], self.ranks)
 
     def completed(
         self,
@@ -233,7 +235,9 @@ def role_of(ranks: distributed.Ranks) -> RankRole:
 def _nothing_to_do(run: rundir.RunDir, request: RunRequest, digest: str) -> bool:
     """A resume of a completed run with its own config changes nothing already there."""
     resumed = request.resume is not None and not request.rerun and request.use_cache
-    return resumed and continuation.is_complete(run, digest)
+    if not resumed or "partial" in run.read_json():  # a partial run is not the whole
+        return False
+    return continuation.is_complete(run, digest)
 
 
 def _write_run_files(run: rundir.RunDir, request: RunRequest, composition: Composition) -> None:
@@ -274,7 +278,14 @@ def _open_record(
         "world_size": ranks.world_size,
         "launcher": ranks.launcher,
     }
-    return rundir.RunRecord(run, base)
+    if request.partial:  # a later resume runs the whole pipeline
+        base["partial"] = {
+            "from": request.start,
+            "until": request.stop,
+            "only": request.only,
+            "inputs_from": str(request.inputs_from) if request.inputs_from else None,
+        }
+    return rundir.RunRecord(run, base, started_at=request.requested_at)
 
 
 def _all_overrides(run: rundir.RunDir) -> list[str]:

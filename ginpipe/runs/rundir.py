@@ -325,7 +325,9 @@ class RunLock:
 class RunRecord(Observer):
     """Keeps ``run.json`` true after every event, written atomically each time."""
 
-    def __init__(self, run: RunDir, base: dict[str, Any]) -> None:
+    def __init__(self, run: RunDir, base: dict[str, Any], started_at: float | None = None) -> None:
+        """``started_at``: when this attempt was asked for (``time.monotonic``); the
+        record's creation if not given."""
         self.run = run
         previous = run.read_json()
         self.data: dict[str, Any] = {**base}
@@ -341,7 +343,14 @@ class RunRecord(Observer):
                     "ended": None,
                 }
             )
-        self._t0 = time.monotonic()
+        self._t0 = time.monotonic() if started_at is None else started_at
+        # Wall time of the earlier attempts that said how long they took (an attempt killed
+        # by kill -9 could not, and counts nothing).
+        self._earlier_s = sum(
+            float(h["duration_s"])
+            for h in self.data["history"]
+            if isinstance(h, dict) and isinstance(h.get("duration_s"), (int, float))
+        )
 
     def save(self) -> None:
         """Atomically; on a full disk, in place as a last resort (the old record's blocks
@@ -383,7 +392,9 @@ class RunRecord(Observer):
         self.data.update(
             status=run["status"],
             ended=now_iso(),
-            duration_s=round(duration, 3),
+            # the run's wall time, every attempt together (``attempt_duration_s``: this one)
+            duration_s=round(self._earlier_s + duration, 3),
+            attempt_duration_s=round(duration, 3),
             exit_code=run.get("exit_code"),
         )
         if run.get("error") and not self.data.get("error"):
@@ -396,6 +407,7 @@ class RunRecord(Observer):
                 "status": run["status"],
                 "started": self.data.get("started"),
                 "ended": self.data["ended"],
+                "duration_s": round(duration, 3),
             }
         )
         self.save()

@@ -22,9 +22,11 @@ from ginpipe.base.signals import signals_raise_interrupted
 from ginpipe.config import checks, ginapi, operative
 from ginpipe.config.compose import MOD_SOURCE, Composition, bind_run_macros, compose, compose_text
 from ginpipe.config.settings import RUN, run_settings
-from ginpipe.core.events import Events, check_observer
+from ginpipe.core import parallel
+from ginpipe.core.events import Events, TaskState, check_observer
 from ginpipe.core.pipeline import (
     Pipeline,
+    Selection,
     Step,
     check_main_metric,
     check_required,
@@ -36,6 +38,7 @@ from ginpipe.core.pipeline import (
 from ginpipe.core.state import RunContext
 from ginpipe.core.store import CACHE_DIR, ArtifactStore
 from ginpipe.runs import distributed, rundir, startup
+from ginpipe.runs.graphs import plan_text
 from ginpipe.runs.log import add_run_log
 from ginpipe.runs.request import Prepared, RunRequest
 from ginpipe.runs.roles import RankRole, role_of
@@ -70,7 +73,7 @@ def _compose_and_check(request: RunRequest) -> Prepared:
     settings = run_settings()
     steps = task_steps(settings.tasks)
     sources = composition.sources
-    check_wiring(steps)
+    steps = check_wiring(steps)
     check_required(steps)
     checks.check_values(sources)
     reached = _reached(steps)
@@ -196,6 +199,8 @@ def _execute(request: RunRequest, role: RankRole) -> RunOutcome:
     store = ArtifactStore(root / CACHE_DIR)
     store.check_usable()
     steps = _plan(request, prepared, store, role)
+    if request.jobs != 1:
+        parallel.check_fits(steps, request.jobs)
     path = run_path(request, prepared.composition, role.ranks)
     if bind_run_macros(path.resolve()):  # keys of tasks that use %RUN_DIR depend on it
         steps = _plan(request, prepared, store, role)
@@ -220,6 +225,28 @@ def _plan(
         rerun=request.rerun,
         use_cache=request.use_cache,
         is_main=role.is_main,
+        selection=selection(request),
+    )
+
+
+def selection(request: RunRequest) -> Selection | None:
+    """The partial run a request asks for; ``--inputs-from`` read from the run's record."""
+    if not request.partial:
+        return None
+    if not (request.start or request.stop or request.only):
+        raise ConfigError("--inputs-from needs --from, --until or --only: it feeds a partial run")
+    borrowed: dict[str, str] = {}
+    source = ""
+    if request.inputs_from is not None:
+        earlier = rundir.RunDir(request.inputs_from)
+        if not earlier.file(rundir.RUN_JSON).is_file():
+            raise ConfigError(f"--inputs-from {request.inputs_from}: not a run (no run.json)")
+        for entry in earlier.read_json().get("tasks", []):
+            if entry.get("status") in (TaskState.COMPLETED, TaskState.CACHED) and entry.get("key"):
+                borrowed.setdefault(str(entry["name"]), str(entry["key"]))
+        source = str(request.inputs_from)
+    return Selection(
+        tuple(request.start), tuple(request.stop), tuple(request.only), borrowed, source
     )
 
 
@@ -237,7 +264,7 @@ def _run_pipeline(
     logger.info(f"run directory: {run.path}")
     outcome: dict[str, Any] = {"status": "failed", "exit_code": 1}
     try:
-        state = _run_steps(run, steps, store, role.ranks, observed.events)
+        state = _run_steps(run, steps, store, role.ranks, observed.events, request.jobs)
         metrics = _report(state, prepared.settings.report_key)
         outcome = {"status": "completed", "exit_code": EXIT_OK, "metrics": metrics}
         operative_text = partial(_operative, steps, state.unused)
@@ -265,6 +292,7 @@ def _run_steps(
     store: ArtifactStore,
     ranks: distributed.Ranks,
     events: Events,
+    jobs: int = 1,
 ) -> Any:
     """The pipeline itself, with SIGINT/SIGTERM turned into ``Interrupted``."""
     context = RunContext(
@@ -275,6 +303,10 @@ def _run_steps(
         pipeline = Pipeline(steps, store=store, run=context, events=events)
         if ranks.world_size > 1:
             pipeline.rank0_failure = distributed.rank0_failure
+        if jobs > 1:
+            if ranks.world_size == 1:
+                return parallel.execute(pipeline, jobs)
+            logger.warning(f"--jobs {jobs} is ignored under {ranks.world_size} ranks")
         return pipeline.execute()
 
 
@@ -288,12 +320,8 @@ def _report(state: Any, key: str) -> dict[str, float] | None:
 
 
 def print_plan(path: Path, steps: list[Step]) -> None:
-    """What ``--dry-run`` shows: the run directory and, per task, run or reuse."""
+    """What ``--dry-run`` shows: the run directory and, per task, run or reuse, and the
+    tasks it waits for (``ginpipe graph`` draws the same plan)."""
     print(f"run directory: {path}")
-    for step in steps:
-        reads = ", ".join(step.spec.reads) or "-"
-        writes = ", ".join(step.spec.writes) or "-"
-        print(
-            f"  {step.index + 1}. {step.spec.name:<20} {step.action:<7} ({step.reason})  "
-            f"reads: {reads}  writes: {writes}"
-        )
+    for line in plan_text(steps):
+        print(line)

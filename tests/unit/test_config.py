@@ -268,12 +268,17 @@ def test_required_parameter_missing_shows_the_task_hint(toy_project) -> None:
     prepare(RunRequest(files=["r.gin"], mods=["scale_by.factor=2.0"]))
 
 
-def test_wiring_error_names_both_tasks(toy_project) -> None:
+def test_a_reader_listed_before_its_writer_runs_after_it(toy_project) -> None:
+    """The order comes from reads/writes (``ginpipe/core/graph.py``); two writers of one key
+    are the wiring error naming both tasks."""
     toy_project.write("w.gin", "import toytasks\nrun.tasks = [@add_up, @make_numbers]\n")
+    steps = prepare(RunRequest(files=["w.gin"])).steps
+    assert [step.spec.name for step in steps] == ["make_numbers", "add_up"]
+    toy_project.write("d.gin", "import toytasks\nrun.tasks = [@make_numbers, @overshare]\n")
     with pytest.raises(WiringError) as info:
-        prepare(RunRequest(files=["w.gin"]))
+        prepare(RunRequest(files=["d.gin"]))
     message = str(info.value)
-    assert "'add_up'" in message and "'make_numbers'" in message and "'numbers'" in message
+    assert "'overshare'" in message and "'make_numbers'" in message and "'numbers'" in message
 
 
 def test_wiring_error_when_nobody_writes_a_key(toy_project) -> None:

@@ -1,0 +1,137 @@
+"""The pipeline's graph for people: ``ginpipe graph`` and the graph every run directory gets.
+
+A run's graph (``pipeline.json``, and ``pipeline.mmd``, which GitHub and most editors render)
+marks each task with what happened to it in that run -- ran, cached, failed, skipped -- and
+the seconds it ran; ``ginpipe graph RUN_DIR -o run.png`` draws it from ``pipeline.json``.
+The picture is not drawn at the end of every run: matplotlib and networkx would add about a
+third of a second to each (benchmarks/RESULTS.md, "Pipelines as graphs").
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+
+from ginpipe.base.atomic import atomic_write_json, atomic_write_text
+from ginpipe.base.errors import ConfigError
+from ginpipe.core import graph
+from ginpipe.core.events import Observer, TaskEvent, TaskState
+from ginpipe.core.pipeline import Step
+from ginpipe.plots.graph import Box, Picture, mermaid, output_format, write
+from ginpipe.runs import rundir
+
+GRAPH_JSON = "pipeline.json"
+GRAPH_MERMAID = "pipeline.mmd"
+
+# An event's status -> the word the picture uses.
+SHOWN = {
+    TaskState.COMPLETED: "ran",
+    TaskState.CACHED: "cached",
+    TaskState.FAILED: "failed",
+    TaskState.SKIPPED: "skipped",
+}
+
+
+def boxes_of(steps: Sequence[Step]) -> list[Box]:
+    """One box per planned step, in the order they run."""
+    return [Box(graph.label(s), s.reads, s.writes) for s in steps]
+
+
+def plan_text(steps: Sequence[Step]) -> list[str]:
+    """The plan as lines: each task, what it waits for and the keys it reads and writes."""
+    writer = {key: graph.label(s) for s in steps for key in s.writes}
+    lines = []
+    for step in steps:
+        after = sorted({writer[k] for k in step.reads if k in writer})
+        lines.append(
+            f"  {step.index + 1}. {graph.label(step):<20} {step.action:<7} ({step.reason})  "
+            f"after: {', '.join(after) or '-'}  reads: {', '.join(step.reads) or '-'}  "
+            f"writes: {', '.join(step.writes) or '-'}"
+        )
+    return lines
+
+
+class GraphRecorder(Observer):
+    """Collects each task's outcome; at the end of the run writes the run's graph."""
+
+    def __init__(self, run: rundir.RunDir, steps: Sequence[Step]) -> None:
+        self.run = run
+        self.boxes = boxes_of(steps)
+        self.by_index = {step.index: box for step, box in zip(steps, self.boxes, strict=True)}
+
+    def on_task_end(self, event: TaskEvent) -> None:
+        self._record(event)
+
+    def on_task_failed(self, event: TaskEvent) -> None:
+        self._record(event)
+
+    def _record(self, event: TaskEvent) -> None:
+        box = self.by_index.get(event.index)
+        if box is None:
+            return
+        box.status = SHOWN.get(event.status, event.status)
+        box.seconds = (box.seconds or 0.0) + event.seconds
+
+    def on_run_end(self, run: dict[str, Any]) -> None:
+        for box in self.boxes:
+            box.status = box.status or "skipped"
+        picture = Picture.of(self.boxes)
+        atomic_write_json(self.run.file(GRAPH_JSON), {"tasks": [_as_dict(b) for b in self.boxes]})
+        atomic_write_text(self.run.file(GRAPH_MERMAID), mermaid(picture))
+
+
+def _as_dict(box: Box) -> dict[str, Any]:
+    return {
+        "label": box.label,
+        "reads": list(box.reads),
+        "writes": list(box.writes),
+        "status": box.status,
+        "seconds": None if box.seconds is None else round(box.seconds, 4),
+    }
+
+
+def run_picture(run_dir: Path) -> Picture:
+    """A run's graph from its ``pipeline.json``."""
+    path = run_dir / GRAPH_JSON
+    if not path.is_file():
+        raise ConfigError(
+            f"{run_dir}: no {GRAPH_JSON} (runs before graphs were recorded have none)"
+        )
+    try:
+        tasks = json.loads(path.read_text())["tasks"]
+        boxes = [
+            Box(t["label"], tuple(t["reads"]), tuple(t["writes"]), t["status"], t["seconds"])
+            for t in tasks
+        ]
+    except (ValueError, KeyError, TypeError) as e:
+        raise ConfigError(f"{path}: damaged ({type(e).__name__}: {e})") from e
+    return Picture.of(boxes)
+
+
+def draw(targets: list[str], mods: list[str], output: Path | None, fmt: str | None) -> str:
+    """``ginpipe graph``: a run directory's graph, or the graph of composed configs; the
+    Mermaid text itself when no file is named, else the line saying what was written."""
+    chosen = output_format(output, fmt)
+    if len(targets) == 1 and (Path(targets[0]) / rundir.RUN_JSON).is_file():
+        if mods:
+            raise ConfigError("-m applies to configs; a run directory's graph is as it ran")
+        picture, title = run_picture(Path(targets[0])), Path(targets[0]).name
+    else:
+        from ginpipe.runs.request import RunRequest
+        from ginpipe.runs.runner import prepare
+
+        prepared = prepare(RunRequest(files=targets, mods=mods))
+        picture, title = Picture.of(boxes_of(prepared.steps)), " ".join(targets)
+    if output is None:
+        if chosen != "mermaid":
+            raise ConfigError(f"--format {chosen} needs a file: add -o pipeline.{chosen}")
+        return mermaid(picture).rstrip()
+    if output.is_dir():
+        raise ConfigError(f"{output} is a folder: name a file, e.g. -o {output}/pipeline.png")
+    write(picture, output, chosen, title=title)
+    logger.debug(f"graph of {len(picture.boxes)} tasks written to {output}")
+    return f"wrote {output}"
