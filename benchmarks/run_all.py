@@ -47,6 +47,7 @@ BENCHMARKS = {
     "loading": "benchmarks.data_loading",
     "predict": "benchmarks.predict_throughput",
     "predict_audio": "benchmarks.predict_audio",
+    "serve": "benchmarks.serve",
     "features": "benchmarks.feature_extraction",
     "cache": "benchmarks.cache_warm",
     "sweep": "benchmarks.sweep_grid",
