@@ -272,6 +272,12 @@ def forget_code() -> None:
     _file_hashes.clear()
 
 
+def project_sources() -> list[str]:
+    """The project source files hashed into this process's cache keys so far: the files a
+    run's code came from, which its environment lock names (``ginpipe/runs/provenance.py``)."""
+    return sorted({stamp[0] for closure in _closures.values() for stamp in closure.stamps})
+
+
 def _project_closure(module: Any) -> set[str]:
     """Files of ``module`` and of the project modules it references, transitively."""
     files: set[str] = set()
