@@ -126,11 +126,34 @@ def run(
     name: Annotated[str | None, typer.Option(help="Run name (default: date-time + hash).")] = None,
     project: Annotated[str | None, typer.Option(help="Project (default: this folder).")] = None,
     root: Root = Path("experiments"),
-    dry_run: Annotated[bool, typer.Option(help="Validate and show the plan; run nothing.")] = False,
-    no_cache: Annotated[bool, typer.Option(help="Recompute every task.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Validate and show the plan; run nothing.")
+    ] = False,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Recompute every task.")] = False,
     rerun: Annotated[
         list[str] | None, typer.Option(help="Recompute this task and all after it.")
     ] = None,
+    start: Annotated[
+        list[str] | None,
+        typer.Option("--from", help="Partial run: this task and every task that needs it."),
+    ] = None,
+    until: Annotated[
+        list[str] | None, typer.Option(help="Partial run: this task and every task it needs.")
+    ] = None,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(help="Partial run: only this task (inputs from the cache). Repeatable."),
+    ] = None,
+    inputs_from: Annotated[
+        Path | None,
+        typer.Option(help="A partial run's inputs: what this earlier run's tasks stored."),
+    ] = None,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            help="Independent tasks at once; one declaring CPU/GPU work runs in its own process."
+        ),
+    ] = 1,
     verbose: Verbose = False,
 ) -> None:
     """Run the pipeline the configs describe, in ROOT/PROJECT/NAME."""
@@ -146,6 +169,11 @@ def run(
         dry_run=dry_run,
         use_cache=not no_cache,
         rerun=rerun or [],
+        start=start or [],
+        stop=until or [],
+        only=only or [],
+        inputs_from=inputs_from,
+        jobs=jobs,
     )
     raise typer.Exit(_guarded(verbose, lambda: execute(request)))
 
@@ -154,15 +182,18 @@ def run(
 def resume(
     run_dir: RunDirArg,
     mod: Mods = None,
-    no_cache: Annotated[bool, typer.Option(help="Recompute every task.")] = False,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Recompute every task.")] = False,
     rerun: Annotated[list[str] | None, typer.Option(help="Recompute this task and after.")] = None,
+    jobs: Annotated[int, typer.Option(help="Independent tasks at once (as for run).")] = 1,
     verbose: Verbose = False,
 ) -> None:
     """Continue a run in its own directory from its saved config (mods may extend it)."""
     from ginpipe.runs.runner import RunRequest, execute
 
     _setup_logging(verbose)
-    request = RunRequest(mods=mod or [], resume=run_dir, use_cache=not no_cache, rerun=rerun or [])
+    request = RunRequest(
+        mods=mod or [], resume=run_dir, use_cache=not no_cache, rerun=rerun or [], jobs=jobs
+    )
     raise typer.Exit(_guarded(verbose, lambda: execute(request)))
 
 
@@ -174,8 +205,35 @@ def config(configs: Configs, mod: Mods = None, verbose: Verbose = False) -> None
     _setup_logging(verbose)
     prepared = _guarded(verbose, lambda: prepare(RunRequest(files=list(configs), mods=mod or [])))
     typer.echo(prepared.composition.bindings.rstrip())
-    names = " -> ".join(step.spec.name for step in prepared.steps)
+    names = " -> ".join(step.name for step in prepared.steps)  # in the order they run
     typer.echo(f"\n# tasks: {names}")
+
+
+@app.command()
+def graph(
+    configs: Annotated[
+        list[str],
+        typer.Argument(
+            help="Configs applied in order (as for run), or one run directory.",
+            autocompletion=_complete_configs,
+        ),
+    ],
+    mod: Mods = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="File to write: .png, .svg or .mmd (Mermaid)."),
+    ] = None,
+    format: Annotated[
+        str | None,
+        typer.Option("--format", "-f", help="png, svg or mermaid (default: from -o's suffix)."),
+    ] = None,
+    verbose: Verbose = False,
+) -> None:
+    """Draw the pipeline: tasks and the keys between them (a run's: with each task's status)."""
+    from ginpipe.runs.graphs import draw
+
+    _setup_logging(verbose)
+    typer.echo(_guarded(verbose, lambda: draw(list(configs), mod or [], output, format)))
 
 
 @app.command("configs")
@@ -191,7 +249,7 @@ def list_configs() -> None:
 def copy_config(
     name: Annotated[str, typer.Argument(help="A shipped config, e.g. models/resnet.gin.")],
     destination: Annotated[Path, typer.Argument(help="File or folder to copy it to.")],
-    force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
     verbose: Verbose = False,
 ) -> None:
     """Copy a shipped config to edit it; its includes still find the shipped files."""
@@ -221,23 +279,47 @@ def runs(
     root: Root = Path("experiments"),
     project: Annotated[str | None, typer.Option(help="Only this project.")] = None,
     where: Annotated[
-        list[str] | None, typer.Option(help="Only runs whose config has KEY=VALUE, e.g. LR=0.01.")
+        list[str] | None,
+        typer.Option(
+            help="Only runs whose config has KEY=VALUE (LR=0.01), with a tag (tag=best), "
+            "or whose note has a word (note=baseline). Repeatable: all must hold."
+        ),
     ] = None,
     sweep: Annotated[
         Path | None,
         typer.Option(help="The trials of this sweep folder instead: swept values, best first."),
     ] = None,
+    columns: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Columns in order, comma-separated: run, status, started, duration, metric, "
+            "tags, note, a config key, a metric name; 'auto' = the config values that differ."
+        ),
+    ] = None,
+    sort: Annotated[
+        str | None, typer.Option(help="Order by a metric, config key or column.")
+    ] = None,
+    desc: Annotated[bool, typer.Option("--desc", help="With --sort: largest first.")] = False,
+    format: Annotated[str, typer.Option("--format", "-f", help="table, json or csv.")] = "table",
+    plot: Annotated[
+        Path | None, typer.Option(help="Also draw the listed runs side by side in this PNG.")
+    ] = None,
     verbose: Verbose = False,
 ) -> None:
-    """A table of runs: name, status, started, duration, main metric."""
+    """Runs: status, start, duration, the config values that differ, main metric, tags."""
     if sweep is not None:
         typer.echo(_guarded(verbose, lambda: _sweep_table(sweep)))
         return
-    from ginpipe.runs.history import format_table, list_runs
+    from ginpipe.runs.table import show_runs
 
-    found = _guarded(verbose, lambda: list_runs(root, project=project, where=where or []))
-    typer.echo(format_table(found))
-    if not where:
+    out, wrote = _guarded(
+        verbose,
+        lambda: show_runs(root, project, where or [], columns, sort, desc, format, plot),
+    )
+    typer.echo(out)
+    if wrote:
+        typer.echo(wrote, err=format != "table")
+    if not where and format == "table":
         for line in _sweeps(root, project):
             typer.echo(line)
 
@@ -317,7 +399,10 @@ def sweep(
         float, typer.Option(help="Stop once more than this share of the budget failed.")
     ] = 0.5,
     no_cache: Annotated[
-        bool, typer.Option(help="Every trial recomputes every task (the cache is not read).")
+        bool,
+        typer.Option(
+            "--no-cache", help="Every trial recomputes every task (the cache is not read)."
+        ),
     ] = False,
     partition: Annotated[str | None, typer.Option(help="SLURM partition.")] = None,
     time_min: Annotated[int, typer.Option(help="SLURM time limit per trial, minutes.")] = 60,
@@ -388,10 +473,75 @@ def diff(
     run_b: RunDirArg,
     verbose: Verbose = False,
 ) -> None:
-    """What differs in config and metrics between two runs."""
+    """What changed between two runs: config values (macros resolved), metrics, tags."""
     from ginpipe.runs.history import diff_runs
 
     typer.echo(_guarded(verbose, lambda: diff_runs(run_a, run_b)))
+
+
+@app.command()
+def tag(
+    run_dir: RunDirArg,
+    tags: Annotated[list[str] | None, typer.Argument(help="Tags to add.")] = None,
+    remove: Annotated[
+        list[str] | None, typer.Option("--remove", "-r", help="A tag to take off. Repeatable.")
+    ] = None,
+    verbose: Verbose = False,
+) -> None:
+    """Tag a run (shown by runs, selected by runs --where tag=NAME); -r removes one."""
+    from ginpipe.runs.labels import tag as tag_run
+
+    typer.echo(_guarded(verbose, lambda: tag_run(run_dir, tags or [], remove or [])))
+
+
+@app.command()
+def note(
+    run_dir: RunDirArg,
+    text: Annotated[
+        str | None, typer.Argument(help="The note ('' clears it; none: show it).")
+    ] = None,
+    verbose: Verbose = False,
+) -> None:
+    """Write a note on a run (shown by runs, selected by runs --where note=WORD)."""
+    from ginpipe.runs.labels import note as note_run
+
+    typer.echo(_guarded(verbose, lambda: note_run(run_dir, text)))
+
+
+@app.command("rm")
+def remove_runs(
+    run_dirs: Annotated[
+        list[Path], typer.Argument(help="Run directories.", autocompletion=_complete_run_dirs)
+    ],
+    cache: Annotated[
+        bool, typer.Option("--cache", help="Also delete the cache entries no other run uses.")
+    ] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show what would go.")] = False,
+    verbose: Verbose = False,
+) -> None:
+    """Delete runs; refuses a run in use and keeps cache entries other runs need."""
+    from ginpipe.runs.removal import remove
+
+    typer.echo(_guarded(verbose, lambda: remove(run_dirs, cache=cache, dry_run=dry_run)))
+
+
+@app.command()
+def compare(
+    run_dirs: Annotated[
+        list[Path], typer.Argument(help="Run directories.", autocompletion=_complete_run_dirs)
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The PNG to write.")] = Path(
+        "compare.png"
+    ),
+    metric: Annotated[
+        str | None, typer.Option(help="Metric to compare on (default: the main metric).")
+    ] = None,
+    verbose: Verbose = False,
+) -> None:
+    """Draw runs side by side: overlaid curves, the metric against each differing value."""
+    from ginpipe.runs.compare import compare_runs, load_runs
+
+    typer.echo(_guarded(verbose, lambda: compare_runs(load_runs(run_dirs), output, metric)))
 
 
 @cache_app.command("ls")
@@ -411,7 +561,7 @@ def cache_prune(
     max_size: Annotated[
         str | None, typer.Option(help="Evict least recently used until under e.g. 10G.")
     ] = None,
-    dry_run: Annotated[bool, typer.Option(help="Only show what would go.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show what would go.")] = False,
     verbose: Verbose = False,
 ) -> None:
     """Remove cache entries by age or total size (least recently used first)."""
@@ -435,11 +585,16 @@ def predict(
     ] = None,
     batch_size: Annotated[int, typer.Option(help="Items per batch.")] = 256,
     num_workers: Annotated[int, typer.Option(help="DataLoader workers decoding files.")] = 0,
+    model: Annotated[
+        str | None,
+        typer.Option(help="Which model of a run of several (configs/compare.gin): resnet, ..."),
+    ] = None,
     verbose: Verbose = False,
 ) -> None:
     """Predict with a run's model and its own preprocessing; write one row per item."""
     with startup.importing():  # torch, pandas and the report's libraries
         from ginpipe.inference.predicting import predict_to_csv
+    from ginpipe.runs.models import model_dir
 
     _setup_logging(verbose)
     typer.echo(
@@ -447,7 +602,12 @@ def predict(
             verbose,
             lambda: _interruptible(
                 lambda: predict_to_csv(
-                    run_dir, output, input, split, batch_size=batch_size, num_workers=num_workers
+                    model_dir(run_dir, model, split),
+                    output,
+                    input,
+                    split,
+                    batch_size=batch_size,
+                    num_workers=num_workers,
                 )
             ),
         )
@@ -489,6 +649,71 @@ def demo(
 
     _setup_logging(verbose)
     _guarded(verbose, lambda: serve(run_dir, host, port))
+
+
+@app.command()
+def serve(
+    run_dirs: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Run directories; each is served at /runs/NAME/predict (NAME: its folder).",
+            autocompletion=_complete_run_dirs,
+        ),
+    ],
+    port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 8000,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    workers: Annotated[int, typer.Option(help="Batches each run computes at once.")] = 1,
+    max_batch_size: Annotated[int, typer.Option(help="Most items in one batch.")] = 64,
+    batch_timeout: Annotated[
+        float, typer.Option(help="Milliseconds a batch waits for requests on their way.")
+    ] = 5.0,
+    max_body: Annotated[int, typer.Option(help="Largest request body, in bytes.")] = 16 * 2**20,
+    verbose: Verbose = False,
+) -> None:
+    """Serve runs over HTTP (POST /predict) with dynamic batching; SIGTERM drains."""
+    from ginpipe.serving.server import serve as serve_runs
+
+    _setup_logging(verbose)
+    _guarded(
+        verbose,
+        lambda: _interruptible(
+            lambda: serve_runs(
+                run_dirs, host, port, workers, max_batch_size, batch_timeout, max_body
+            )
+        ),
+    )
+
+
+@app.command()
+def container(
+    run_dir: RunDirArg,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder to write.")],
+    cuda: Annotated[
+        bool, typer.Option("--cuda", help="CUDA torch instead of the CPU build.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace a non-empty --output folder.")
+    ] = False,
+    allow_changed: Annotated[
+        bool,
+        typer.Option(help="Take ginpipe's checkout and the run's modules as they are now."),
+    ] = False,
+    verbose: Verbose = False,
+) -> None:
+    """Write a container build context that serves a run (Dockerfile, lock, wheel, model)."""
+    from ginpipe.deploy.context import write_context
+
+    _setup_logging(verbose)
+    typer.echo(
+        _guarded(
+            verbose,
+            lambda: _interruptible(
+                lambda: write_context(
+                    run_dir, output, cuda=cuda, force=force, allow_changed=allow_changed
+                )
+            ),
+        )
+    )
 
 
 def main(argv: list[str] | None = None) -> Any:
