@@ -168,9 +168,12 @@ def test_a_missing_optional_dependency_is_refused_with_the_extra(toy_project, cl
         pytest.skip("tensorboard is installed")
     result = cli("run", "configs/base", "models/mlp", "loggers/tensorboard", "--name", "r")
     refused(
-        toy_project, result, "TensorBoardLogger needs 'tensorboard'", 'ginpipe-ml[tensorboard]"'
+        toy_project,
+        result,
+        "tensorboard_training_logger needs 'tensorboard'",
+        'ginpipe-ml[tensorboard]"',
     )
-    assert "tensorboard.gin:4" in result.output
+    assert "tensorboard.gin:9" in result.output
 
 
 def test_a_requirement_of_ones_own_callable_is_checked(toy_project, cli, monkeypatch) -> None:
