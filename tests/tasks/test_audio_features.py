@@ -6,6 +6,7 @@ import pickle
 
 import numpy as np
 import pytest
+import torch
 
 from ginpipe.base.errors import ConfigError
 from ginpipe.tasks.data.audio_features import MFCC, LogMel, log_mel, mel_filterbank, mfcc
@@ -89,3 +90,21 @@ def test_bad_settings_are_config_errors() -> None:
         LogMel(sample_rate=8000, f_max=6000.0)
     with pytest.raises(ConfigError, match="n_mfcc"):
         MFCC(n_mfcc=80, n_mels=64)
+
+
+@pytest.mark.parametrize(
+    "feature",
+    [LogMel(16000, 512, 512, None, 40), LogMel(16000, 512, 256, 400, 64, power=1.0), MFCC(13)],
+    ids=["log_mel", "window_shorter_than_fft", "mfcc"],
+)
+def test_the_exported_module_gives_each_item_what_the_feature_gives_it(feature) -> None:
+    """A batch through ``as_module`` (a DFT convolution, each item floored below its own
+    peak) equals the feature on each item alone: the exported waveform graph computes what
+    training computed."""
+    rng = np.random.default_rng(0)
+    batch = rng.normal(0, 0.3, (3, 1, 16000)).astype(np.float32)
+    batch[1] *= 0.01  # a quiet item: its top_db floor must not come from a loud neighbour
+    expected = np.stack([feature(item) for item in batch])
+    got = feature.as_module()(torch.from_numpy(batch)).numpy()
+    assert got.shape == expected.shape
+    assert np.abs(got - expected).max() < 1e-3

@@ -148,25 +148,52 @@ class MFCC:
 
 class LogMelModule(torch.nn.Module):
     """(batch, ..., samples) -> (batch, ..., n_mels or n_mfcc, frames): ``LogMel`` (and the
-    DCT of ``MFCC``) on each item of a batch, with the window, filters and DCT basis held as
-    buffers so that an exporter sees constants."""
+    DCT of ``MFCC``) on each item of a batch, with every constant held as a buffer so that
+    an exporter sees constants.
 
-    window: torch.Tensor
+    The spectrum is a strided convolution with the windowed DFT basis rather than
+    ``torch.stft``: the same numbers within float32 rounding, exported as a Conv, which
+    onnxruntime runs several times faster than its STFT operator (benchmarks/RESULTS.md,
+    "Prediction from audio files")."""
+
+    dft: torch.Tensor
     filters: torch.Tensor
     basis: torch.Tensor
 
     def __init__(self, feature: LogMel, basis: torch.Tensor | None = None) -> None:
         super().__init__()
         self.feature = feature
-        self.register_buffer("window", feature.window)
+        self.register_buffer("dft", dft_kernels(feature.n_fft, feature.win_length))
         self.register_buffer("filters", feature.filters)
         self.dct = basis is not None
         self.register_buffer("basis", basis if basis is not None else torch.zeros(1))
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
-        power = self.feature.mel_power(audio, self.window, self.filters)
-        log_mel = self.feature.db(power, items_first=True)
+        feature = self.feature
+        leading, samples = audio.shape[:-1], audio.shape[-1]
+        half = feature.n_fft // 2  # centred frames, zero padding, as LogMel's stft
+        padded = torch.nn.functional.pad(audio.reshape(-1, 1, samples), (half, half))
+        parts = torch.nn.functional.conv1d(padded, self.dft, stride=feature.hop_length)
+        bins = half + 1
+        power = parts[:, :bins] ** 2 + parts[:, bins:] ** 2
+        if feature.power != 2.0:
+            power = power ** (feature.power / 2.0)
+        mel = torch.matmul(self.filters, power)
+        mel = mel.reshape(*leading, feature.n_mels, mel.shape[-1])
+        log_mel = feature.db(mel, items_first=True)
         return torch.matmul(self.basis, log_mel) if self.dct else log_mel
+
+
+def dft_kernels(n_fft: int, win_length: int | None = None) -> torch.Tensor:
+    """(2 * (n_fft // 2 + 1), 1, n_fft): the real then imaginary parts of the one-sided DFT,
+    times the periodic Hann window centred in ``n_fft`` samples as ``torch.stft`` pads it."""
+    length = win_length or n_fft
+    window = np.zeros(n_fft)
+    start = (n_fft - length) // 2
+    window[start : start + length] = torch.hann_window(length, periodic=True, dtype=torch.float64)
+    angles = 2 * np.pi * np.outer(np.arange(n_fft // 2 + 1), np.arange(n_fft)) / n_fft
+    kernels = np.concatenate([np.cos(angles) * window, -np.sin(angles) * window])
+    return torch.from_numpy(kernels.astype(np.float32)).unsqueeze(1)
 
 
 @lru_cache(maxsize=16)
