@@ -45,6 +45,8 @@ pytestmark = pytest.mark.slow
 
 RUN_FILES = {
     ".lock",
+    "pipeline.json",  # the graph with each task's status and time
+    "pipeline.mmd",
     "checkpoints",
     "config.gin",
     "environment.txt",
