@@ -230,7 +230,7 @@ def graph(
     verbose: Verbose = False,
 ) -> None:
     """Draw the pipeline: tasks and the keys between them (a run's: with each task's status)."""
-    from ginpipe.runs.graphs import draw
+    from ginpipe.runs.graph_command import draw
 
     _setup_logging(verbose)
     typer.echo(_guarded(verbose, lambda: draw(list(configs), mod or [], output, format)))

@@ -14,8 +14,8 @@ from ginpipe.plots.compare import ComparedRun, compare_figure
 from ginpipe.plots.epochlog import TRAINING_LOG, read_epoch_log
 from ginpipe.plots.figures import save_figure
 from ginpipe.runs import rundir
+from ginpipe.runs.differing import differing_keys, shortened
 from ginpipe.runs.history import RunInfo, inspect_run, lookup, metrics_of
-from ginpipe.runs.table import differing_keys, shortened
 
 # Panels of "metric against a value" at most; the legend still names every difference.
 MAX_VALUE_PANELS = 4

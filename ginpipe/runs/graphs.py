@@ -14,14 +14,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from loguru import logger
-
 from ginpipe.base.atomic import atomic_write_json, atomic_write_text
 from ginpipe.base.errors import ConfigError
 from ginpipe.core import graph
 from ginpipe.core.events import Observer, TaskEvent, TaskState
 from ginpipe.core.pipeline import Step
-from ginpipe.plots.graph import Box, Picture, mermaid, output_format, write
+from ginpipe.plots.graph import Box, Picture, mermaid
 from ginpipe.runs import rundir
 
 GRAPH_JSON = "pipeline.json"
@@ -110,28 +108,3 @@ def run_picture(run_dir: Path) -> Picture:
     except (ValueError, KeyError, TypeError) as e:
         raise ConfigError(f"{path}: damaged ({type(e).__name__}: {e})") from e
     return Picture.of(boxes)
-
-
-def draw(targets: list[str], mods: list[str], output: Path | None, fmt: str | None) -> str:
-    """``ginpipe graph``: a run directory's graph, or the graph of composed configs; the
-    Mermaid text itself when no file is named, else the line saying what was written."""
-    chosen = output_format(output, fmt)
-    if len(targets) == 1 and (Path(targets[0]) / rundir.RUN_JSON).is_file():
-        if mods:
-            raise ConfigError("-m applies to configs; a run directory's graph is as it ran")
-        picture, title = run_picture(Path(targets[0])), Path(targets[0]).name
-    else:
-        from ginpipe.runs.request import RunRequest
-        from ginpipe.runs.runner import prepare
-
-        prepared = prepare(RunRequest(files=targets, mods=mods))
-        picture, title = Picture.of(boxes_of(prepared.steps)), " ".join(targets)
-    if output is None:
-        if chosen != "mermaid":
-            raise ConfigError(f"--format {chosen} needs a file: add -o pipeline.{chosen}")
-        return mermaid(picture).rstrip()
-    if output.is_dir():
-        raise ConfigError(f"{output} is a folder: name a file, e.g. -o {output}/pipeline.png")
-    write(picture, output, chosen, title=title)
-    logger.debug(f"graph of {len(picture.boxes)} tasks written to {output}")
-    return f"wrote {output}"

@@ -21,6 +21,7 @@ from typing import Any
 from ginpipe.base.errors import ConfigError
 from ginpipe.base.suggest import did_you_mean
 from ginpipe.base.tables import render_table
+from ginpipe.runs.differing import MAX_CELL, differing_keys, shortened
 from ginpipe.runs.history import RunInfo, list_runs, lookup, metrics_of, parse_value
 
 BUILTIN = ("run", "status", "started", "duration", "metric", "tags", "note")
@@ -28,36 +29,12 @@ AUTO = "auto"
 DEFAULT = ("run", "status", "started", "duration", AUTO, "metric", "tags", "note")
 FORMATS = ("table", "json", "csv")
 # A config value longer than this is cut in the table (JSON and CSV keep it whole).
-MAX_CELL = 40
 
 
 @dataclass(frozen=True)
 class Column:
     name: str
     kind: str  # "builtin", "config" or "metric"
-
-
-def differing_keys(runs: Sequence[RunInfo]) -> list[str]:
-    """Config keys whose value (macros resolved) is not the same among the listed runs that
-    set them (at least two do).
-
-    A key set by one run only (a scikit-learn run's ``LogisticRegression.C`` among network
-    runs) says which model it is, which ``run.tasks`` already shows; a key whose own text is
-    the same in every run setting it (``AdamW.lr = %LR``) differs only through a macro,
-    which is itself a column: both are left out.
-    """
-    readable = [run for run in runs if run.damage is None]
-    values = [run.values for run in readable]
-    found = []
-    for key in sorted({key for run in readable for key in run.bindings}):
-        setting = [i for i, run in enumerate(readable) if key in run.bindings]
-        if len(setting) < 2:
-            continue
-        texts = {readable[i].bindings[key] for i in setting}
-        resolved = {repr(parse_value(values[i][key])) for i in setting}
-        if len(resolved) > 1 and len(texts) > 1:
-            found.append(key)
-    return found
 
 
 def choose_columns(runs: Sequence[RunInfo], requested: Sequence[str] | None) -> list[Column]:
@@ -184,36 +161,6 @@ def _shorten(rows: list[list[str]], index: int, texts: list[str | None]) -> None
     for row, text in zip(rows, shortened(texts), strict=True):
         if text is not None:
             row[index] = text
-
-
-def shortened(texts: Sequence[str | None], limit: int = MAX_CELL) -> list[str | None]:
-    """Long values of one column, cut so that what tells them apart stays: the start they
-    all share is replaced by ``…`` (``…@fit_sklearn, @evaluate_sklearn]``)."""
-    present = [t for t in texts if t is not None]
-    if not present or max(len(t) for t in present) <= limit:
-        return list(texts)
-    common = _shared_start(present) if len(present) > 1 else 0
-    out: list[str | None] = []
-    for text in texts:
-        if text is None or len(text) <= limit:
-            out.append(text)
-            continue
-        tail = "…" + text[common:] if common > 3 else text
-        out.append(tail if len(tail) <= limit else tail[: limit - 1] + "…")
-    return out
-
-
-def _shared_start(texts: list[str]) -> int:
-    """Length of the start all ``texts`` share, cut back to just after a ``, `` so that the
-    first differing item is shown whole."""
-    first = texts[0]
-    length = 0
-    while length < len(first) and all(
-        len(t) > length and t[length] == first[length] for t in texts
-    ):
-        length += 1
-    cut = first.rfind(", ", 0, length)
-    return cut + 2 if cut >= 0 else 0
 
 
 def _text(cell: Any) -> str:

@@ -35,9 +35,9 @@ def test_the_contracts_hold() -> None:
     result = lint_imports()
     assert result.returncode == 0, result.stdout[-3000:]
     assert "0 broken" in result.stdout
-    assert "Layers: cli > sweep > api > inference > tasks | runs > core > config > base KEPT" in (
-        result.stdout
-    )
+    words = " ".join(result.stdout.split())  # lint-imports wraps long contract names
+    layers = "cli > deploy > serving | sweep > api > inference > tasks | runs > plots > core"
+    assert f"Layers: {layers} > config > base KEPT" in words
 
 
 LAYER_BREAKERS = {
