@@ -125,14 +125,8 @@ def test_audio_example_runs_end_to_end_and_reuses_its_features(tmp_path: Path) -
     # the trained model on new audio: decoder, log-mel and normalization come from the run
     use_on_new_audio(tmp_path, run_dir)
 
-    # the fast-features route: log-mel computed per item in the loaders, then the same verbs
-    (tmp_path / "fast.gin").write_text(
-        "run.tasks = [@seed_everything, @load_table, @split_dataset, @make_features, @fit, "
-        "@evaluate]\nmake_features.item_transform = @log_mel()\nfit.num_workers = 0\n"
-    )
-    fast = ginpipe(["run", *configs, "fast.gin", "--name", "fast"], tmp_path)
-    assert fast.returncode == 0, fast.stderr[-3000:]
-    use_on_new_audio(tmp_path, run_dir.with_name("fast"), formats=("torchscript",))
+    # the fast-features route (log-mel per item in the loaders) goes through the same verbs
+    # in tests/matrix/test_matrix.py::TestAudioItemTransform
 
 
 def use_on_new_audio(
