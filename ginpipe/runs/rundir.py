@@ -388,13 +388,14 @@ class RunRecord(Observer):
         self.save()
 
     def on_run_end(self, run: dict[str, Any]) -> None:
-        duration = time.monotonic() - self._t0
+        # the total is the rounded attempts summed, so the history adds up to it
+        duration = round(time.monotonic() - self._t0, 3)
         self.data.update(
             status=run["status"],
             ended=now_iso(),
             # the run's wall time, every attempt together (``attempt_duration_s``: this one)
             duration_s=round(self._earlier_s + duration, 3),
-            attempt_duration_s=round(duration, 3),
+            attempt_duration_s=duration,
             exit_code=run.get("exit_code"),
         )
         if run.get("error") and not self.data.get("error"):
@@ -407,7 +408,7 @@ class RunRecord(Observer):
                 "status": run["status"],
                 "started": self.data.get("started"),
                 "ended": self.data["ended"],
-                "duration_s": round(duration, 3),
+                "duration_s": duration,
             }
         )
         self.save()
