@@ -30,7 +30,7 @@ import ast
 import hashlib
 import inspect
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,23 +81,42 @@ def compose(
     mods: Sequence[str] = (),
     *,
     search_paths: Sequence[str | Path] = (),
+    on_read: Callable[[list[str]], None] | None = None,
 ) -> Composition:
-    """Read ``files`` (local paths or shipped config names) and ``mods``, then apply them."""
+    """Read ``files`` (local paths or shipped config names) and ``mods``, then apply them.
+
+    ``on_read`` gets the names the config uses once it is read, before anything it names is
+    imported (a run starts its helper processes then: ``ginpipe/config/prestart.py``)."""
     if not files:
         raise ConfigError("no config given, e.g. ginpipe run base models/resnet")
     reader = _Reader([Path(p) for p in search_paths])
     for file in files:
         reader.read_file(resolve_config(file), via=None)
     reader.read_mods(mods)
+    if on_read is not None:
+        on_read(used_names(reader.sources))
     return _apply(reader, [str(f) for f in files], list(mods))
 
 
-def compose_text(text: str, origin: str, mods: Sequence[str] = ()) -> Composition:
+def compose_text(
+    text: str,
+    origin: str,
+    mods: Sequence[str] = (),
+    on_read: Callable[[list[str]], None] | None = None,
+) -> Composition:
     """Parse a composed text saved in a run directory (plus optional new mods)."""
     reader = _Reader([])
     reader.read_text(text, origin, base_dir=Path(origin).parent)
     reader.read_mods(mods)
+    if on_read is not None:
+        on_read(used_names(reader.sources))
     return _apply(reader, [origin], list(mods))
+
+
+def used_names(sources: Sequence[Source]) -> list[str]:
+    """Every configurable the statements bind or reference, in order, once each."""
+    found = (n for s in sources for n in (s.statement.configurable, *s.statement.references))
+    return list(dict.fromkeys(n for n in found if n))
 
 
 # -- pass 1: read ------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ runs and before anything in an existing run directory is touched.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import partial
@@ -19,7 +19,7 @@ from loguru import logger
 from ginpipe.base.errors import EXIT_OK, ConfigError, GinpipeError, Interrupted, TaskFailed
 from ginpipe.base.oserrors import check_component, path_error
 from ginpipe.base.signals import signals_raise_interrupted
-from ginpipe.config import checks, ginapi, operative
+from ginpipe.config import checks, ginapi, operative, prestart
 from ginpipe.config.compose import MOD_SOURCE, Composition, bind_run_macros, compose, compose_text
 from ginpipe.config.settings import RUN, run_settings
 from ginpipe.core import parallel
@@ -50,21 +50,27 @@ def default_project() -> str:
     return "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
 
 
-def prepare(request: RunRequest) -> Prepared:
-    """Compose and validate the config; nothing is written."""
+def prepare(request: RunRequest, *, helpers: bool = False) -> Prepared:
+    """Compose and validate the config; nothing is written. With ``helpers``, the helper
+    processes the config's observers want start as soon as it is read
+    (``ginpipe/config/prestart.py``)."""
+    on_read = prestart.start if helpers else None
     with startup.importing():  # where the modules a config names are imported
-        return _compose_and_check(request)
+        return _compose_and_check(request, on_read)
 
 
-def _compose_and_check(request: RunRequest) -> Prepared:
+def _compose_and_check(
+    request: RunRequest, on_read: Callable[[list[str]], None] | None = None
+) -> Prepared:
     if request.resume is not None:
         run = rundir.RunDir(request.resume)
         if not run.exists():
             raise ConfigError(f"not a run directory (no {rundir.CONFIG}): {request.resume}")
         rundir.check_intact(run)
-        composition = compose_text(run.config_text(), str(run.file(rundir.CONFIG)), request.mods)
+        text, origin = run.config_text(), str(run.file(rundir.CONFIG))
+        composition = compose_text(text, origin, request.mods, on_read=on_read)
     else:
-        composition = compose(request.files, request.mods)
+        composition = compose(request.files, request.mods, on_read=on_read)
     if not ginapi.is_bound(RUN, "tasks", {""}):
         raise ConfigError(
             "no task list: these configs set no run.tasks; start with one that does, "
@@ -192,7 +198,14 @@ def execute_run(request: RunRequest) -> RunOutcome:
 
 
 def _execute(request: RunRequest, role: RankRole) -> RunOutcome:
-    prepared = prepare(request)
+    try:
+        return _prepare_and_run(request, role)
+    finally:
+        prestart.discard()  # the helpers no observer took (a refused or finished run)
+
+
+def _prepare_and_run(request: RunRequest, role: RankRole) -> RunOutcome:
+    prepared = prepare(request, helpers=role.is_main and not request.dry_run)
     # The cache is always ROOT/.cache; the plan is checked before a run directory exists,
     # so a refused request leaves nothing behind.
     root = rundir.root_of(request.resume) if request.resume is not None else request.root

@@ -19,6 +19,7 @@ from ginpipe.base.atomic import (
     is_temp,
 )
 from ginpipe.base.oserrors import path_error
+from ginpipe.config import prestart
 from ginpipe.config.bindings import selector_of
 from ginpipe.core import codecs
 from ginpipe.core.fingerprint import code_fingerprint, library_versions
@@ -36,5 +37,6 @@ __all__ = [
     "is_temp",
     "library_versions",
     "path_error",
+    "prestart",
     "selector_of",
 ]

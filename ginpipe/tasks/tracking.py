@@ -189,7 +189,7 @@ def open_run(uri: str, experiment_name: str, place: RunPlace) -> TrackedRun:
     record = read_record(place.dir)
     tags = run_tags(place, record)
     if tracked is None:
-        experiment_id = _experiment(client, experiment_name, uri, place)
+        experiment_id = _experiment(client, experiment_name, uri)
         if place.sweep is not None:
             parent = _sweep_parent(client, uri, experiment_id, place.sweep)
             tags["mlflow.parentRunId"] = parent.run_id
@@ -217,24 +217,30 @@ def _saved(directory: Path, uri: str) -> TrackedRun | None:
     return tracked if tracked.tracking_uri == uri else None
 
 
-def _experiment(client: Any, name: str, uri: str, place: RunPlace) -> str:
-    """The experiment's id, created if needed; with the default database its artifacts go
-    beside it, inside the root."""
+def _experiment(client: Any, name: str, uri: str) -> str:
+    """The experiment's id, created if needed (its artifacts: ``artifact_location``)."""
     from mlflow.exceptions import MlflowException
 
     found = client.get_experiment_by_name(name)
     if found is not None and found.lifecycle_stage != "deleted":
         return str(found.experiment_id)
-    location = None
-    if uri == default_tracking_uri(place):
-        location = (place.project_dir / DEFAULT_ARTIFACTS).as_uri()
     try:
-        return str(client.create_experiment(name, artifact_location=location))
+        return str(client.create_experiment(name, artifact_location=artifact_location(uri)))
     except MlflowException:  # created meanwhile by another trial
         found = client.get_experiment_by_name(name)
         if found is None:
             raise
         return str(found.experiment_id)
+
+
+def artifact_location(uri: str) -> str | None:
+    """Where a new experiment keeps its artifacts: beside its SQLite database (for the
+    default one, inside the root), not in an ``mlruns`` folder of whatever the current
+    directory is, MLflow's default for a database; a server decides for itself."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    database = Path(uri.removeprefix("sqlite:///").partition("?")[0])
+    return (database.absolute().parent / DEFAULT_ARTIFACTS).as_uri()
 
 
 def _sweep_parent(client: Any, uri: str, experiment_id: str, sweep: Path) -> TrackedRun:

@@ -1,7 +1,8 @@
 """The process that talks to MLflow for a run: ``python -m ginpipe.tasks.tracking_process``.
 
-Started by ``Sidecar`` (``ginpipe/tasks/tracking_sidecar.py``, which says why it is a process
-of its own); reads the run's JSON lines on stdin and answers on stdout. A module apart from
+Started for ``Sidecar`` (``ginpipe/tasks/tracking_sidecar.py``, which says why it is a process
+of its own and why it starts before the run imports torch); imports mlflow straight away,
+then reads the run's JSON lines on stdin and answers on stdout. A module apart from
 the handle, so that the tracker imports the handle and this process imports the tracker,
 not each other.
 """
@@ -9,6 +10,7 @@ not each other.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import IO, Any
@@ -24,17 +26,19 @@ def serve(lines: IO[str], out: IO[str]) -> None:
     from ginpipe.tasks.tracking import TrackedRun, close_run, open_run
     from ginpipe.tasks.tracking_files import place_of
 
+    _import_mlflow()
     tracked: TrackedRun | None = None
     place = None
     for line in lines:
         message = json.loads(line)
         op = message.get("op")
         try:
-            if op == "open":
+            if op == "log":
+                _stderr_to(Path(message["path"]))
+            elif op == "open":
                 place = place_of(Path(message["run_dir"]))
                 tracked = open_run(message["tracking_uri"], message["experiment"], place)
                 _answer(out, {"opened": vars(tracked)})
-                import mlflow.pyfunc  # noqa: F401  (needed at the end; loaded while it trains)
             elif op == "metrics" and tracked is not None:
                 _log_metrics(tracked.tracking_uri, tracked.run_id, message)
             elif op == "close":
@@ -48,6 +52,25 @@ def serve(lines: IO[str], out: IO[str]) -> None:
                 tracked = None
     if tracked is not None and place is not None:  # the run's process died
         close_run(tracked, place, {"status": "stopped"}, log_model=False)
+
+
+def _import_mlflow() -> None:
+    """What every tracked run needs, imported before the run asks for anything: the client,
+    the SQLite store (the default, unless the environment names a server) and the pyfunc
+    flavor the run's model is logged with."""
+    import mlflow.pyfunc
+    import mlflow.tracking
+
+    if not os.environ.get("MLFLOW_TRACKING_URI", "").startswith(("http://", "https://")):
+        import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
+
+
+def _stderr_to(path: Path) -> None:
+    """Send what this process writes to stderr (MLflow's warnings, a traceback) to ``path``."""
+    sys.stderr.flush()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.dup2(fd, 2)
+    os.close(fd)
 
 
 def _log_metrics(tracking_uri: str, run_id: str, message: dict[str, Any]) -> None:

@@ -2,38 +2,36 @@
 (``python -m ginpipe.tasks.tracking_process``).
 
 Importing mlflow and its database layer costs about as much CPU as the data steps of the
-default pipeline, all of it holding the interpreter; in a process of its own it runs on the
-core training leaves idle while the run starts (benchmarks/tracking.py). The run's tracker
-(``ginpipe/tasks/tracking.py``) starts it, sends it JSON lines on its stdin (``open``, then
-``metrics`` from fit's logger, then ``close``) and reads its answers when the run ends. It
-runs in its own session, so Ctrl-C in the terminal reaches the run, which then closes the
-MLflow run as killed; if the run's process dies without a ``close``, end of input does it.
+default pipeline, all of it holding the interpreter; in a process of its own it runs on a
+core the run leaves idle (benchmarks/tracking.py). The run starts that process as soon as
+its config is read, before importing torch (``ginpipe/config/prestart.py``; the entry point
+in pyproject.toml), so the import overlaps the run's own start-up; the tracker
+(``ginpipe/tasks/tracking.py``) takes it over when the run starts (or starts one, for a run
+begun otherwise), sends it JSON lines on its stdin (``log``, ``open``, then ``metrics`` from
+fit's logger, then ``close``) and reads its answers when the run ends. It runs in its own
+session, so Ctrl-C in the terminal reaches the run, which then closes the MLflow run as
+killed; if the run's process dies without a ``close``, end of input does it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
+
+from ginpipe.tasks.engine import prestart
+
+MODULE = "ginpipe.tasks.tracking_process"
 
 
 class Sidecar:
     """The run's side of the sidecar: send without waiting, read the answers at the end."""
 
     def __init__(self, log_path: Path) -> None:
-        with log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "ginpipe.tasks.tracking_process"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=log,
-                text=True,
-                start_new_session=True,
-            )
+        self.proc = prestart.take(MODULE) or prestart.spawn(MODULE)
         self.broken = False
+        # what it says from now on goes to the run's log file (nothing before: its imports)
+        self.send({"op": "log", "path": str(log_path)})
 
     def send(self, message: dict[str, Any]) -> None:
         if self.broken or self.proc.stdin is None:
@@ -47,12 +45,11 @@ class Sidecar:
     def finish(self, message: dict[str, Any]) -> list[dict[str, Any]]:
         """Send the last message, close its input, and return every answer it gave."""
         self.send(message)
-        if self.proc.stdin is not None:
-            with contextlib.suppress(OSError):
-                self.proc.stdin.close()
-        out = self.proc.stdout.read() if self.proc.stdout is not None else ""
-        code = self.proc.wait()
+        out, err = self.proc.communicate()  # closes its input: it ends after the last message
+        code = self.proc.returncode
         answers = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
         if code != 0 and not any("error" in a for a in answers):
-            answers.append({"error": f"the MLflow process ended with exit code {code}"})
+            said = err.strip().splitlines()[-1:] if err else []
+            reason = f": {said[0]}" if said else ""
+            answers.append({"error": f"the MLflow process ended with exit code {code}{reason}"})
         return answers

@@ -64,6 +64,18 @@ def test_a_users_own_tasks_are_tracked_in_the_default_database(toy_project, cli)
     assert not (toy_project.path / "mlruns").exists()
 
 
+def test_a_database_of_ones_own_keeps_the_artifacts_beside_it(toy_project, cli, monkeypatch):
+    database = toy_project.path.parent / "tracking" / "team.db"
+    database.parent.mkdir()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{database}")
+    assert cli("run", "base.gin", "loggers/mlflow", "--name", "own").exit_code == 0
+    run = runs_by_name(f"sqlite:///{database}", "proj")["own"]
+    assert run.info.artifact_uri.startswith((database.parent / "mlartifacts").as_uri())
+    assert list((database.parent / "mlartifacts").rglob("operative.gin"))
+    assert not (toy_project.path / "mlruns").exists()
+    assert not (toy_project.runs / "mlflow.db").exists()
+
+
 def test_a_failed_run_is_tracked_as_failed(toy_project, cli) -> None:
     toy_project.write("fail.gin", "import toytasks\nrun.tasks = [@make_numbers, @explode]\n")
     result = cli("run", "fail.gin", "loggers/mlflow", "--name", "bad")
