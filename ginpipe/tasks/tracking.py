@@ -344,8 +344,8 @@ def _log_history(client: Any, run_id: str, history: list[tuple[int, dict[str, fl
     from the cache (its Lightning logger never ran), none when it trained in this run."""
     from mlflow.entities import Metric
 
-    keys = sorted({key for _, values in history for key in values})
-    missing = {key for key in keys if not client.get_metric_history(run_id, key)}
+    logged = client.get_run(run_id).data.metrics  # one query: the keys it has
+    missing = {key for _, values in history for key in values} - set(logged)
     now = int(time.time() * 1000)
     entries = [
         Metric(key, value, now, step)

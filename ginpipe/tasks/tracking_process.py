@@ -57,12 +57,19 @@ def serve(lines: IO[str], out: IO[str]) -> None:
 def _import_mlflow() -> None:
     """What every tracked run needs, imported before the run asks for anything: the client,
     the SQLite store (the default, unless the environment names a server) and the pyfunc
-    flavor the run's model is logged with."""
+    flavor the run's model is logged with. Also MLflow's map of installed packages, which
+    saving a pyfunc model reads to check its requirements (a walk over every installed
+    package's files, once per process): built now, it is not waited for when the run ends."""
     import mlflow.pyfunc
     import mlflow.tracking
 
     if not os.environ.get("MLFLOW_TRACKING_URI", "").startswith(("http://", "https://")):
         import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
+    from mlflow.utils import requirements_utils
+
+    warm = getattr(requirements_utils, "_init_packages_to_modules_map", None)
+    if callable(warm):  # a private function: absent in another MLflow, the save builds it
+        warm()
 
 
 def _stderr_to(path: Path) -> None:
