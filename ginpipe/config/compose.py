@@ -40,7 +40,7 @@ from loguru import logger
 
 from ginpipe.base.errors import ConfigError
 from ginpipe.base.suggest import did_you_mean, parameter_names
-from ginpipe.config import ginapi, names, settings  # noqa: F401  (settings registers `run`)
+from ginpipe.config import executors, ginapi, names, settings  # noqa: F401  (`run`, `executors` registered)
 from ginpipe.config.gintext import GinSyntaxError, Statement, split_statements, split_top_level
 from ginpipe.config.shipped import SHIPPED_DIR, resolve_config
 

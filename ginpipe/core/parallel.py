@@ -13,6 +13,11 @@ main process would, and hands the others back through a pipe (in memory only: no
 pickled is ever stored). Every other task runs in the main process meanwhile. Events, the
 run record and the log stay in the main process; a child's log lines start with its task.
 
+A task sent to a job scheduler (``executors.tasks``, ``@task(executor=)``) is submitted
+through ``ginpipe/core/submission.py`` once its inputs are done, takes no local slot, and is
+polled while the rest of the graph goes on; the tasks that read its outputs wait for it.
+Without ``--jobs`` such a run still goes through here, with no forked processes.
+
 A failing task lets the ones already running finish (their results are cached), starts no
 other, and fails the run; an interrupt stops the children too.
 """
@@ -36,6 +41,7 @@ from loguru import logger
 
 from ginpipe.base.errors import ConfigError, GinpipeError, TaskFailed
 from ginpipe.config import ginapi
+from ginpipe.core import submission
 from ginpipe.core.events import TaskEvent, TaskState
 from ginpipe.core.pipeline import Pipeline, Step, _describe
 from ginpipe.core.state import State
@@ -76,21 +82,36 @@ class Budget:
 def execute(pipeline: Pipeline, jobs: int) -> State:
     """Run the plan with up to ``jobs`` tasks at once."""
     steps = pipeline.steps
-    needs = _dependencies(steps)
-    budget = Budget(jobs, float(os.cpu_count() or 1), check_fits(steps, jobs))
+    needs = dependencies(steps)
+    remote_at = submission.placements(steps)
+    fork = jobs > 1
+    budget = Budget(jobs, float(os.cpu_count() or 1), check_fits(steps, jobs) if fork else [])
     done: set[int] = set()
     pending = list(steps)
     running: dict[int, Child] = {}
+    remote: dict[int, submission.Submitted] = {}
     failure: BaseException | None = None
+
+    def forked(step: Step) -> bool:
+        return fork and _in_process(step)
+
     try:
-        while pending or running:
+        while pending or running or remote:
             ready = [s for s in pending if needs[s.index] <= done] if failure is None else []
             for step in ready:
-                if _in_process(step) and budget.fits(*_wants(step, budget)):
+                if step.index in remote_at and step.action == TaskState.RUN:
+                    pending.remove(step)
+                    try:
+                        sent = submission.submit(pipeline, step, remote_at[step.index])
+                    except TaskFailed as error:  # let what runs finish, start nothing else
+                        failure = error
+                        break
+                    remote[step.index] = sent
+                elif forked(step) and budget.fits(*_wants(step, budget)):
                     pending.remove(step)
                     running[step.index] = _launch(pipeline, step, budget)
-            inline = next((s for s in ready if s in pending and not _in_process(s)), None)
-            if inline is not None and budget.slots > 0:
+            inline = next((s for s in ready if s in pending and not forked(s)), None)
+            if inline is not None and budget.slots > 0 and failure is None:
                 pending.remove(inline)
                 try:
                     pipeline.execute_step(inline)
@@ -99,13 +120,24 @@ def execute(pipeline: Pipeline, jobs: int) -> State:
                     continue
                 done.add(inline.index)
                 continue
-            if not running:
+            if not running and not remote:
                 if failure is not None:
                     break
                 if pending:  # unreachable: the graph is acyclic and every step is planned
                     raise RuntimeError(f"no task can start: {[s.name for s in pending]}")
                 continue
-            for child in _finished(running):
+            for sent in submission.finished(remote.values()):
+                del remote[sent.step.index]
+                outcome = submission.collect(pipeline, sent)
+                if outcome is None:
+                    done.add(sent.step.index)
+                elif failure is None:
+                    failure = outcome
+            if not running:
+                if remote:
+                    time.sleep(submission.POLL_S)
+                continue
+            for child in _finished(running, submission.POLL_S if remote else None):
                 del running[child.step.index]
                 _release(budget, child)
                 outcome = _collect(pipeline, child)
@@ -115,12 +147,13 @@ def execute(pipeline: Pipeline, jobs: int) -> State:
                     failure = outcome
     finally:
         _stop(running.values())
+        submission.cancel(remote.values())
     if failure is not None:
         raise failure
     return pipeline.state
 
 
-def _dependencies(steps: list[Step]) -> dict[int, set[int]]:
+def dependencies(steps: list[Step]) -> dict[int, set[int]]:
     """For each step, the steps it must wait for: the writers of what it reads; around a
     step that writes nothing, the list order."""
     writer = {key: s.index for s in steps for key in s.writes}
@@ -239,13 +272,14 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def _finished(running: dict[int, Child]) -> list[Child]:
-    """Wait until at least one child has answered or ended; those that have."""
+def _finished(running: dict[int, Child], timeout: float | None = None) -> list[Child]:
+    """Wait until at least one child has answered or ended (at most ``timeout`` seconds
+    while jobs are polled too); those that have."""
     by_handle: dict[Any, Child] = {}
     for child in running.values():
         by_handle[child.conn] = child
         by_handle[child.process.sentinel] = child
-    found = {id(by_handle[r]): by_handle[r] for r in wait(list(by_handle))}
+    found = {id(by_handle[r]): by_handle[r] for r in wait(list(by_handle), timeout)}
     return list(found.values())
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import gin
 
 from ginpipe.base.errors import UndeclaredKeyError
+from ginpipe.config.executors import EXECUTORS
 
 SPEC_ATTR = "__ginpipe_task__"
 RUN_FILE_MODES = ("link", "copy")
@@ -46,6 +47,8 @@ class TaskSpec:
     check: Callable[[], None] | None = None
     metrics: tuple[str, ...] = ()
     resources: tuple[tuple[str, float], ...] = ()
+    executor: str = ""
+    array: bool = False
 
     @property
     def qualname(self) -> str:
@@ -67,6 +70,8 @@ def task(
     check: Callable[[], None] | None = None,
     metrics: tuple[str, ...] | list[str] = (),
     resources: Mapping[str, float] | None = None,
+    executor: str = "",
+    array: bool = False,
     name: str | None = None,
     module: str | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -103,6 +108,13 @@ def task(
             ``ginpipe run --jobs N`` a task that declares CPU or GPU work runs in a process
             of its own, alongside independent tasks, each GPU task on its own device
             (``ginpipe/core/parallel.py``).
+        executor: ``"slurm"`` (or ``"local"``: submitit's local executor) to run the task
+            as a submitit job on the run's shared file system, the rest of the graph
+            waiting for it; the config may send any task there instead
+            (``executors.tasks``, ``ginpipe/config/executors.py``).
+        array: the task can split its work over a job array (``executors.array``): each
+            job runs it with its share (``ginpipe.tasks.engine.current_share``) and caches
+            what it computed itself; the task then runs once more here to gather it.
         name, module: the gin name (defaults: the function name and its module).
     """
     reads, writes, pickle_ok = tuple(reads), tuple(writes), tuple(pickle_ok)
@@ -111,6 +123,8 @@ def task(
         if mode not in RUN_FILE_MODES or Path(path).is_absolute() or ".." in Path(path).parts:
             raise ValueError(f"run_files: {path!r}: {mode!r} must be link or copy, path relative")
     needs = tuple(check_resources(resources or {}, "resources").items())
+    if executor and executor not in EXECUTORS:
+        raise ValueError(f"executor: {executor!r} is not one of {', '.join(EXECUTORS)}")
     unknown = set(pickle_ok) - set(writes)
     if unknown:
         raise ValueError(f"pickle_ok names keys the task does not write: {sorted(unknown)}")
@@ -132,6 +146,8 @@ def task(
             check=check,
             metrics=tuple(metrics),
             resources=needs,
+            executor=executor,
+            array=array,
         )
         wrapper = gin.configurable(name or fn.__name__, module=module)(fn)
         setattr(wrapper, SPEC_ATTR, spec)

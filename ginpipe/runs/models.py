@@ -18,13 +18,8 @@ def branch_models(run_dir: Path) -> list[str]:
 
 
 def model_dir(run_dir: Path, name: str | None, split: str | None = None) -> Path:
-    """The folder holding the model to use: the run itself, or its branch ``name``."""
-    if name is not None and split is not None:
-        # A branch folder holds a model, not the run's config that rebuilds its splits.
-        raise ConfigError(
-            f"--split {split} with --model {name}: a split is re-read from a whole run; "
-            f"predict the split's items as an INPUT instead"
-        )
+    """The folder holding the model to use: the run itself, or its branch ``name`` (whose
+    ``--split`` is rebuilt from the run's config: ``ginpipe/inference/run_split.py``)."""
     branches = [b for b in branch_models(run_dir) if b != "."]
     if name is None:
         if branches and not (run_dir / MODEL_JSON).is_file():

@@ -21,8 +21,9 @@ from ginpipe.base.oserrors import check_component, path_error
 from ginpipe.base.signals import signals_raise_interrupted
 from ginpipe.config import checks, ginapi, operative, prestart
 from ginpipe.config.compose import MOD_SOURCE, Composition, bind_run_macros, compose, compose_text
+from ginpipe.config.executors import SELECTOR as EXECUTORS
 from ginpipe.config.settings import RUN, run_settings
-from ginpipe.core import parallel
+from ginpipe.core import parallel, submission
 from ginpipe.core.events import Events, TaskState, check_observer
 from ginpipe.core.pipeline import (
     Pipeline,
@@ -86,6 +87,7 @@ def _compose_and_check(
     checks.check_requirements(reached, sources)
     with _located(sources):
         check_tasks(steps)
+        submission.placements(steps)
         if ginapi.is_bound(RUN, "main_metric", {""}):
             check_main_metric(steps, settings.report_key, settings.main_metric)
     for observer in settings.observers:
@@ -138,7 +140,7 @@ def _warn_about_mods_that_change_nothing(composition: Composition, reached: set[
         if not source.origin.startswith(MOD_SOURCE) or not stmt.configurable:
             continue
         found = ginapi.find(stmt.configurable)
-        if found is not None and found.selector not in reached and found.selector != RUN:
+        if found is not None and found.selector not in reached | {RUN, EXECUTORS}:
             logger.warning(
                 f"{source.origin} changes nothing that runs: no task uses {stmt.configurable}"
             )
@@ -316,10 +318,10 @@ def _run_steps(
         pipeline = Pipeline(steps, store=store, run=context, events=events)
         if ranks.world_size > 1:
             pipeline.rank0_failure = distributed.rank0_failure
-        if jobs > 1:
+        if jobs > 1 or submission.placements(steps):
             if ranks.world_size == 1:
                 return parallel.execute(pipeline, jobs)
-            logger.warning(f"--jobs {jobs} is ignored under {ranks.world_size} ranks")
+            logger.warning(f"--jobs {jobs}, executors: ignored under {ranks.world_size} ranks")
         return pipeline.execute()
 
 

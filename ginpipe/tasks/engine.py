@@ -23,6 +23,7 @@ from ginpipe.config import prestart
 from ginpipe.config.bindings import selector_of
 from ginpipe.core import codecs
 from ginpipe.core.fingerprint import code_fingerprint, library_versions
+from ginpipe.core.shares import current_share
 
 __all__ = [
     "TMP_PREFIX",
@@ -32,6 +33,7 @@ __all__ = [
     "atomic_write_text",
     "code_fingerprint",
     "codecs",
+    "current_share",
     "file_sha256",
     "fsync_dir",
     "is_temp",

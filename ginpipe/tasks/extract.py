@@ -25,8 +25,9 @@ import numpy as np
 from ginpipe import ConfigError, DataError, NonNegative, Positive, TaskView, task
 from ginpipe.tasks.data import audio_features, callables
 from ginpipe.tasks.data.decoders import ImageDecoder
-from ginpipe.tasks.data.extraction import Context, extract, feature_key
+from ginpipe.tasks.data.extraction import Context, extract, extract_share, feature_key
 from ginpipe.tasks.data.shards import VerifyMode
+from ginpipe.tasks.engine import current_share
 from ginpipe.tasks.split import SPLIT_NAMES
 
 # Beside the artifact store: ROOT/.cache/features/<feature key>/ (RunContext.cache_dir)
@@ -36,7 +37,13 @@ REGISTERS = (audio_features.log_mel, audio_features.mfcc)
 NO_FUNCTION = "set the per-item feature function, e.g. extract_features.function = @log_mel()"
 
 
-@task(reads=("dataset", "splits"), writes=("data",), cache=False, hints={"function": NO_FUNCTION})
+@task(
+    reads=("dataset", "splits"),
+    writes=("data",),
+    cache=False,
+    hints={"function": NO_FUNCTION},
+    array=True,
+)
 def extract_features(
     state: TaskView,
     *,
@@ -70,6 +77,12 @@ def extract_features(
         store: the folder for the feature folders (default: ``features`` beside the
             artifact store, ``ROOT/.cache/features``).
         progress: show a progress bar while computing.
+
+    Sent to a cluster as a job array (``executors.array = {'extract_features': 4}``,
+    ``ginpipe/core/submission.py``), each element computes and commits only its share of
+    the shards and returns ``{"kind": "share", "computed": n}``, which nothing stores;
+    the run then calls this task once more, which finds every shard done and assembles
+    ``data``.
     """
     if function is None:
         raise ConfigError(NO_FUNCTION)
@@ -87,6 +100,21 @@ def extract_features(
     table = dataset["table"]
     rows = np.unique(np.concatenate([np.asarray(splits[name], np.int64) for name in SPLIT_NAMES]))
     paths = table["path"].to_numpy()[rows]  # object array: no per-item copy of the strings
+    share = current_share()
+    if share is not None:
+        computed = extract_share(
+            paths,
+            directory,
+            decoder_spec,
+            function_spec,
+            share,
+            shard_size=shard_size,
+            workers=_workers(workers),
+            context=multiprocessing_context,
+            verify=verify,
+            progress=progress,
+        )
+        return {"data": {"kind": "share", "computed": computed}}
     extracted = extract(
         paths,
         directory,

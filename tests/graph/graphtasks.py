@@ -72,3 +72,10 @@ def join(state: Any) -> dict[str, Any]:
 def gather(state: Any) -> dict[str, Any]:
     """Every branch's total, named by branch."""
     return {"metrics": {f"{k.split('/')[0]}/total": state[k]["total"] for k in state}}
+
+
+@task(reads=("numbers",), writes=("tripled",), executor="local")
+def tripled(state: Any) -> dict[str, Any]:
+    """Declares that it runs as a job (submitit's local executor)."""
+    _count("tripled")
+    return {"tripled": [3 * n for n in state["numbers"]]}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -91,3 +92,32 @@ def test_predict_picks_a_model_by_name(compared: Path) -> None:
     typo = ginpipe("predict", run, "x.npy", "--model", "resnt", "-o", "q.csv", cwd=compared)
     assert typo.returncode == 2 and "(did you mean 'resnet'?)" in typo.stderr
     assert not (compared / "q.csv").exists()
+
+
+def test_predict_a_models_split_equals_its_stored_predictions(
+    compared: Path, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--model resnet --split test`` rebuilds the split that branch was evaluated on."""
+    monkeypatch.chdir(compared)
+    run = run_of(compared)
+    done = cli("predict", run, "--model", "resnet", "--split", "test", "-o", "t.csv")
+    assert done.exit_code == 0, done.output
+    with open(compared / "t.csv") as f:
+        predicted = list(csv.DictReader(f))
+    with open(run / "resnet" / "predictions.csv") as f:
+        stored = list(csv.DictReader(f))
+    assert [r["row"] for r in predicted] == [r["row"] for r in stored] and len(stored) > 10
+    assert [r["predicted_class"] for r in predicted] == [r["predicted_class"] for r in stored]
+    columns = [c for c in stored[0] if c.startswith("prob_")]
+    got = np.array([[float(r[c]) for c in columns] for r in predicted])
+    assert np.abs(got - np.array([[float(r[c]) for c in columns] for r in stored])).max() < 1e-5
+    # a model folder no nested pipeline of the config made: its split cannot be rebuilt
+    shutil.copytree(run / "resnet" / "model", run / "stray" / "model")
+    try:
+        stray = cli("predict", run, "--model", "stray", "--split", "test", "-o", "s.csv")
+    finally:
+        shutil.rmtree(run / "stray")
+    assert stray.exit_code == 2
+    (line,) = stray.output.strip().splitlines()
+    assert "has no nested pipeline 'stray' (it has forest, logreg, resnet)" in line
+    assert not (compared / "s.csv").exists()

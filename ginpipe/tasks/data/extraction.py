@@ -102,11 +102,51 @@ def extract(
     The bookkeeping is NumPy arrays (keys as fixed-width bytes, sorted and searched), not
     a Python object per item, so the main process stays small for millions of files.
     """
+    paths = np.asarray(paths, dtype=object)  # the caller's str objects, not a copy
+    store, keys, shards, missing, reused = _missing(paths, directory, shard_size, verify)
+    jobs = _jobs(directory, decoder, function, keys, paths, missing, shard_size)
+    shards += list(_run_jobs(jobs, len(missing), workers, context, progress))
+    return _assemble(store, shards, keys, paths, computed=len(missing), reused=reused)
+
+
+def extract_share(
+    paths: Sequence[str] | np.ndarray,
+    directory: Path,
+    decoder: Mapping[str, Any],
+    function: Mapping[str, Any],
+    share: Any,
+    *,
+    shard_size: int = 256,
+    workers: int = 2,
+    context: str = "fork",
+    verify: str = "stat",
+    progress: bool = True,
+) -> int:
+    """One job array element's part of ``extract``: the missing items of the shard-sized
+    blocks of ``paths`` that ``share.owns`` (block ``i`` holds items ``i * shard_size`` on),
+    computed and committed; the number of items it computed. Blocks are counted over every
+    path, not only the missing ones, so the shares do not depend on what another element
+    has already committed."""
+    paths = np.asarray(paths, dtype=object)
+    _, keys, _, missing, _ = _missing(paths, directory, shard_size, verify)
+    owned = np.array([share.owns(int(i) // shard_size) for i in missing], dtype=bool)
+    mine = missing[owned] if len(missing) else missing
+    jobs = _jobs(directory, decoder, function, keys, paths, mine, shard_size)
+    for _ in _run_jobs(jobs, len(mine), workers, context, progress):
+        pass
+    logger.info(f"extract_features: {len(mine)} items computed by this share")
+    return len(mine)
+
+
+def _missing(
+    paths: np.ndarray, directory: Path, shard_size: int, verify: str
+) -> tuple[ShardStore, np.ndarray, list[Shard], np.ndarray, int]:
+    """The store, every item's key, the shards there, the positions of the items no shard
+    holds yet (each once, in table order), and how many distinct items are reused."""
     if shard_size < 1:
         raise ValueError(f"shard_size must be at least 1, got {shard_size}")
     store = ShardStore(directory)
     store.clean_temp()
-    paths = np.asarray(paths, dtype=object)  # the caller's str objects, not a copy
     keys = np.empty(len(paths), dtype=KEY_DTYPE)
     for index, path in enumerate(paths):
         keys[index] = item_key(str(path))
@@ -116,7 +156,19 @@ def extract(
     _, first = np.unique(keys[missing], return_index=True)
     missing = missing[np.sort(first)]  # each missing item once, in table order
     reused = len(np.unique(keys[found >= 0]))
-    jobs = [
+    return store, keys, shards, missing, reused
+
+
+def _jobs(
+    directory: Path,
+    decoder: Mapping[str, Any],
+    function: Mapping[str, Any],
+    keys: np.ndarray,
+    paths: np.ndarray,
+    missing: np.ndarray,
+    shard_size: int,
+) -> list[Job]:
+    return [
         Job(
             str(directory),
             dict(decoder),
@@ -126,8 +178,6 @@ def extract(
         )
         for chunk in _chunks(missing, shard_size)
     ]
-    shards += list(_run_jobs(jobs, len(missing), workers, context, progress))
-    return _assemble(store, shards, keys, paths, computed=len(missing), reused=reused)
 
 
 class _Index:
