@@ -16,7 +16,7 @@ from typing import Any
 
 from ginpipe.base.atomic import atomic_write_json, atomic_write_text
 from ginpipe.base.errors import ConfigError
-from ginpipe.core import graph
+from ginpipe.core import graph, submission
 from ginpipe.core.events import Observer, TaskEvent, TaskState
 from ginpipe.core.pipeline import Step
 from ginpipe.plots.graph import Box, Picture, mermaid
@@ -42,15 +42,24 @@ def boxes_of(steps: Sequence[Step]) -> list[Box]:
 def plan_text(steps: Sequence[Step]) -> list[str]:
     """The plan as lines: each task, what it waits for and the keys it reads and writes."""
     writer = {key: graph.label(s) for s in steps for key in s.writes}
+    placed = submission.placements(steps)
     lines = []
     for step in steps:
         after = sorted({writer[k] for k in step.reads if k in writer})
         lines.append(
             f"  {step.index + 1}. {graph.label(step):<20} {step.action:<7} ({step.reason})  "
             f"after: {', '.join(after) or '-'}  reads: {', '.join(step.reads) or '-'}  "
-            f"writes: {', '.join(step.writes) or '-'}"
+            f"writes: {', '.join(step.writes) or '-'}{_where(placed.get(step.index))}"
         )
     return lines
+
+
+def _where(placement: submission.Placement | None) -> str:
+    """Where a task sent to a job scheduler runs; nothing for one run here."""
+    if placement is None:
+        return ""
+    array = f", an array of {placement.array}" if placement.array else ""
+    return f"  runs on: {placement.executor}{array}"
 
 
 class GraphRecorder(Observer):

@@ -208,6 +208,7 @@ def _execute(request: RunRequest, role: RankRole) -> RunOutcome:
 
 def _prepare_and_run(request: RunRequest, role: RankRole) -> RunOutcome:
     prepared = prepare(request, helpers=role.is_main and not request.dry_run)
+    _check_jobs_take_no_borrowed_inputs(request, prepared.steps)
     # The cache is always ROOT/.cache; the plan is checked before a run directory exists,
     # so a refused request leaves nothing behind.
     root = rundir.root_of(request.resume) if request.resume is not None else request.root
@@ -228,6 +229,19 @@ def _prepare_and_run(request: RunRequest, role: RankRole) -> RunOutcome:
         return RunOutcome(EXIT_OK, path)
     with role.claim(run, request, prepared.composition, store):
         return RunOutcome(_run_pipeline(run, request, prepared, steps, store, role), path)
+
+
+def _check_jobs_take_no_borrowed_inputs(request: RunRequest, steps: list[Step]) -> None:
+    """A job composes and plans the run's config itself (``ginpipe/core/submission.py``), so
+    it cannot see inputs borrowed from another run: refused before work."""
+    if request.inputs_from is None:
+        return
+    sent = sorted(steps[i].name for i in submission.placements(steps))
+    if sent:
+        raise ConfigError(
+            f"--inputs-from cannot feed a task sent to a job scheduler ({', '.join(sent)}: "
+            "executors.tasks or @task(executor=)); run without --inputs-from, or the task here"
+        )
 
 
 def _plan(

@@ -112,6 +112,28 @@ def test_mistakes_are_one_line_before_any_work(
     assert toy_project.run_dirs() == [] and toy_project.calls() == []
 
 
+def test_the_dry_run_says_where_a_task_runs(toy_project, cli, capsys) -> None:
+    toy_project.write("b.gin", BRANCHES + "executors.tasks = {'left': 'local'}\n")
+    result = cli("run", "b.gin", "--name", "x", "--dry-run")
+    assert result.exit_code == 0, result.output
+    plan = {line.split()[1]: line for line in result.output.splitlines() if "after:" in line}
+    assert plan["left"].endswith("runs on: local")
+    assert "runs on" not in plan["right"]
+    assert toy_project.calls() == []
+
+
+def test_inputs_borrowed_from_another_run_cannot_feed_a_job(toy_project, cli) -> None:
+    toy_project.write("b.gin", BRANCHES)
+    assert cli("run", "b.gin", "--name", "first").exit_code == 0
+    toy_project.write("j.gin", BRANCHES + "executors.tasks = {'left': 'local'}\n")
+    earlier = str(toy_project.run_dir("first"))
+    result = cli("run", "j.gin", "--name", "x", "--from", "left", "--inputs-from", earlier)
+    assert result.exit_code == 2, result.output
+    (line,) = [x for x in result.output.splitlines() if x.startswith("error:")]
+    assert "--inputs-from cannot feed a task sent to a job scheduler (left:" in line
+    assert not toy_project.run_dir("x").exists()
+
+
 def test_under_a_faked_slurm_environment_the_job_runs_as_sbatch_would(
     toy_project, cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
