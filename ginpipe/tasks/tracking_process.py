@@ -90,10 +90,10 @@ def _log_metrics(tracking_uri: str, run_id: str, message: dict[str, Any]) -> Non
 
 
 if __name__ == "__main__":
+    # Every call of this process returns once stored (the run never waits for them anyway),
+    # so that nothing is left in a queue when it exits.
+    os.environ["MLFLOW_ENABLE_ASYNC_LOGGING"] = "false"
     serve(sys.stdin, sys.stdout)
-    import mlflow
-
-    mlflow.flush_async_logging()  # if MLFLOW_ENABLE_ASYNC_LOGGING queued anything
     # Everything is stored and answered: skip the interpreter's teardown, which with mlflow's
     # thousands of modules loaded takes ~0.7 s that the run would wait for
     # (benchmarks/tracking.py).

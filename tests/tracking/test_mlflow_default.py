@@ -148,10 +148,12 @@ def test_the_console_script_tracks_a_sweep_as_a_parent_with_its_trials(tmp_path:
     assert sorted(m.step for m in history) == [0, 1]  # each trial's main metric, by number
 
 
-def test_a_run_whose_process_died_is_closed_as_killed(tmp_path: Path) -> None:
+def test_a_run_whose_process_died_is_closed_as_killed(tmp_path: Path, monkeypatch) -> None:
     """The MLflow process outlives a run killed without a word: end of its input ends the
-    MLflow run as killed (status tag ``stopped``)."""
+    MLflow run as killed (status tag ``stopped``); it writes nothing where it was started."""
     from ginpipe.tasks.tracking_sidecar import Sidecar
+
+    monkeypatch.chdir(tmp_path)
 
     run_dir = tmp_path / "root" / "proj" / "gone"
     run_dir.mkdir(parents=True)
@@ -166,3 +168,4 @@ def test_a_run_whose_process_died_is_closed_as_killed(tmp_path: Path) -> None:
     assert run.info.status == "KILLED"
     assert run.data.tags["ginpipe.status"] == "stopped"
     assert run.data.params["LR"] == "0.5"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["root"]  # no ./mlflow.db, ./mlruns
