@@ -9,7 +9,9 @@ clients for a fixed time (requests/s, p50 and p99 latency, errors). Memory per e
 run: the resident memory of ``ginpipe serve`` with one digits run and with three copies.
 The load comes from a lean asyncio HTTP/1.1 client in its own process (keep-alive
 connections, one request in flight per client), so the client's own cost stays small
-next to the servers'.
+next to the servers'. Beside requests/s, the CPU time per request of each server and of
+the client is recorded (it holds on a busy machine, where requests/s do not), and the HTTP
+floor: an endpoint with no model (``baselines/serve_empty.py``), plain ASGI and FastAPI.
 
     python -m benchmarks.serve --repeats 3
 """
@@ -18,7 +20,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -27,8 +31,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks import common
 from benchmarks.common import (
     BENCH_DIR,
+    MIN_DISTURBANCE_S,
     PYTHON,
     REPO,
     WORK,
@@ -38,6 +44,7 @@ from benchmarks.common import (
     ginpipe_cmd,
     interleave,
     log,
+    machine_busy_seconds,
     markdown_table,
     paired_ratios,
     quiet_note,
@@ -47,6 +54,7 @@ from benchmarks.common import (
 from benchmarks.predict_audio import ensure_recordings
 
 BASELINE = BENCH_DIR / "baselines" / "serve_fastapi.py"
+EMPTY = BENCH_DIR / "baselines" / "serve_empty.py"
 CLIENTS = 64
 LOAD_S = 10.0
 SINGLE_REQUESTS = 300
@@ -133,6 +141,11 @@ class Started:
             time.sleep(0.02)
         self.ready_s = time.perf_counter() - start
 
+    def cpu_s(self) -> float:
+        """CPU seconds the server has used (all its threads)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def rss_mb(self) -> float:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
@@ -161,6 +174,8 @@ def start(side: str, run_dirs: list[Path]) -> Started:
     port = free_port()
     if side == "ginpipe":
         cmd = ginpipe_cmd("serve", *map(str, run_dirs), "--port", str(port))
+    elif side in ("asgi", "fastapi"):  # the HTTP floor: no model
+        cmd = [PYTHON, str(EMPTY), "--app", side, "--port", str(port)]
     else:
         cmd = [PYTHON, str(BASELINE), "--run", str(run_dirs[0]), "--port", str(port)]
     return Started(cmd, port)
@@ -224,11 +239,13 @@ async def _drive(args: argparse.Namespace) -> dict[str, Any]:
     per_client = args.count if args.count else 10**9
     stop_at = time.perf_counter() + (args.seconds if args.seconds else 3600)
     began = time.perf_counter()
+    cpu_began = time.process_time()
     await asyncio.gather(
         *(_client(args.port, request, stop_at, per_client, latencies, errors)
           for _ in range(args.clients))
     )  # fmt: skip
     elapsed = time.perf_counter() - began
+    cpu = time.process_time() - cpu_began
     latencies.sort()
 
     def quantile(q: float) -> float:
@@ -242,6 +259,7 @@ async def _drive(args: argparse.Namespace) -> dict[str, Any]:
         "p99_ms": quantile(0.99),
         "errors": len(errors),
         "first_error": errors[0] if errors else "",
+        "client_cpu_s": cpu,
     }
 
 
@@ -252,10 +270,40 @@ def measure(side: str, run_dir: Path, path: str, body: Path, content_type: str) 
     server = start(side, [run_dir])
     try:
         single = load(server.port, path, body, content_type, 1, count=SINGLE_REQUESTS)
-        many = load(server.port, path, body, content_type, CLIENTS, seconds=LOAD_S)
+        many = loaded(server, path, body, content_type)
         return {"ready_s": server.ready_s, "single": single, "many": many, "rss": server.rss_mb()}
     finally:
         server.stop()
+
+
+def loaded(server: Started, path: str, body: Path, content_type: str) -> dict:
+    """``CLIENTS`` clients for ``LOAD_S``; with the server's and the client's CPU ms per
+    request. Other processes' CPU use meanwhile is recorded as the round's interference
+    (``interleave`` runs a disturbed round again)."""
+    busy, cpu, began = machine_busy_seconds(), server.cpu_s(), time.perf_counter()
+    many = load(server.port, path, body, content_type, CLIENTS, seconds=LOAD_S)
+    server_cpu = server.cpu_s() - cpu
+    answered = many["requests"] + WARMUP_REQUESTS
+    many["server_cpu_ms"] = 1000 * server_cpu / answered
+    many["client_cpu_ms"] = 1000 * many["client_cpu_s"] / many["requests"]
+    other = machine_busy_seconds() - busy - server_cpu - many["client_cpu_s"]
+    # the client's start-up and warm-up are counted as other: a fraction of a core-second
+    background = other / (time.perf_counter() - began) if other > 2 * MIN_DISTURBANCE_S else 0.0
+    common._interference.append(background)
+    many["background_cores"] = background
+    return many
+
+
+def http_floor(body: Path) -> dict[str, dict]:
+    """Requests/s at ``CLIENTS`` clients of an endpoint with no model, per app."""
+    found = {}
+    for app in ("asgi", "fastapi"):
+        server = start(app, [])
+        try:
+            found[app] = loaded(server, "/predict", body, "application/json")
+        finally:
+            server.stop()
+    return found
 
 
 def extra_run_memory(run_dir: Path) -> dict[str, float]:
@@ -296,6 +344,7 @@ def run(repeats: int) -> BenchResult:
         for case in cases
         for side in ("ginpipe", "hand-written")
     }
+    variants["HTTP floor"] = lambda _: http_floor(row)
     results = interleave(variants, repeats)
     memory = [extra_run_memory(digits) for _ in range(repeats)]
     same = compare_answers(digits, row, "application/json") and compare_answers(
@@ -305,6 +354,10 @@ def run(repeats: int) -> BenchResult:
     for case in cases:
         gp, hw = results[f"ginpipe {case}"], results[f"hand-written {case}"]
         rps = paired_ratios([g["many"]["rps"] for g in gp], [h["many"]["rps"] for h in hw])
+        cpu = paired_ratios(
+            [h["many"]["server_cpu_ms"] + h["many"]["client_cpu_ms"] for h in hw],
+            [g["many"]["server_cpu_ms"] + g["many"]["client_cpu_ms"] for g in gp],
+        )
         single = paired_ratios(
             [g["single"]["p50_ms"] for g in gp], [h["single"]["p50_ms"] for h in hw]
         )
@@ -329,6 +382,14 @@ def run(repeats: int) -> BenchResult:
                  col(gp, "many", "p99_ms"), ""],
                 [f"{CLIENTS} clients: errors", col(hw, "many", "errors", digits=0),
                  col(gp, "many", "errors", digits=0), ""],
+                [f"{CLIENTS} clients: server CPU ms per request",
+                 col(hw, "many", "server_cpu_ms", digits=3),
+                 col(gp, "many", "server_cpu_ms", digits=3), ""],
+                [f"{CLIENTS} clients: client CPU ms per request",
+                 col(hw, "many", "client_cpu_ms", digits=3),
+                 col(gp, "many", "client_cpu_ms", digits=3), ""],
+                [f"{CLIENTS} clients: CPU per request (server + client), hand-written / "
+                 "ginpipe", "", "", cpu.fmt(2)],
                 ["1 client: p50 ms", col(hw, "single", "p50_ms", digits=2),
                  col(gp, "single", "p50_ms", digits=2), single.fmt(3)],
                 ["1 client: p99 ms", col(hw, "single", "p99_ms", digits=2),
@@ -353,6 +414,18 @@ def run(repeats: int) -> BenchResult:
             ),
             Target(f"{case}: errors of ginpipe serve", errors, 0),
         ]
+    floors = results["HTTP floor"]
+    floor_rps = {app: summarize([f[app]["rps"] for f in floors]).fmt(0) for app in floors[0]}
+    floor_cpu = {
+        app: summarize([f[app]["server_cpu_ms"] + f[app]["client_cpu_ms"] for f in floors]).fmt(3)
+        for app in floors[0]
+    }
+    sections.append(
+        f"HTTP floor (`baselines/serve_empty.py`: a fixed answer, no model, the same client): "
+        f"plain ASGI {floor_rps['asgi']} requests/s at {CLIENTS} clients ({floor_cpu['asgi']} "
+        f"ms CPU per request, server + client), FastAPI route {floor_rps['fastapi']} "
+        f"({floor_cpu['fastapi']} ms). {_http_stack()}"
+    )
     per_extra = summarize([m["per_extra"] for m in memory])
     several = 1 + EXTRA_RUNS
     one_rss = summarize([m["rss_1"] for m in memory]).fmt(0)
@@ -376,7 +449,10 @@ def run(repeats: int) -> BenchResult:
                 f"audio example's model (fast config), one 1 s 16 kHz WAV "
                 f"sent as bytes. `ginpipe serve` defaults: --max-batch-size 64, --batch-timeout "
                 f"5 ms, --workers 1; both servers with OMP_NUM_THREADS={TORCH_THREADS}. "
-                f"{len(results['ginpipe digits'])} rounds interleaved. "
+                f"{len(results['ginpipe digits'])} rounds interleaved. CPU per request: the "
+                f"server's (all its threads, /proc) and the client's (its process time) over "
+                f"the {CLIENTS}-client load, divided by the requests answered; unlike "
+                f"requests/s it holds while other processes share the cores. "
                 f"Answers of the two servers: {'identical' if same else '**different**'}.",
                 *sections,
                 quiet_note(results),
@@ -384,6 +460,15 @@ def run(repeats: int) -> BenchResult:
         )
     )
     return BenchResult(key="serve", title="Serving over HTTP", body=body, targets=targets)
+
+
+def _http_stack() -> str:
+    """What uvicorn runs on here ("auto" picks uvloop and httptools when importable)."""
+    import uvicorn
+
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    return f"All servers: uvicorn {uvicorn.__version__} on {loop} with {http}."
 
 
 def compare_answers(run_dir: Path, body: Path, content_type: str) -> bool:

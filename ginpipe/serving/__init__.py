@@ -19,7 +19,9 @@ queue, uvicorn gives the graceful shutdown (stop accepting, finish the requests 
 and one process holds each run's model once, its batches computed in threads.
 
 Modules: ``checks`` (before anything loads), ``server`` (start, ready, drain),
-``listener`` (uvicorn's server with our ready/stop hooks), ``app`` (endpoints, errors),
-``payload`` (request body -> model inputs), ``batching`` (the queue), ``served`` (one run:
-model, batcher, info), ``metrics`` (Prometheus), ``errors`` (4xx as one line).
+``listener`` (uvicorn's server with our ready/stop hooks), ``route`` (the prediction
+paths, plain ASGI), ``app`` (the other endpoints, errors), ``payload`` (request body ->
+model inputs), ``waves`` (audio: decoded per request, featurized per batch), ``batching``
+(the queue), ``served`` (one run: model, batchers, info), ``metrics`` (Prometheus),
+``errors`` (4xx as one line).
 """

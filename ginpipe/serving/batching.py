@@ -6,6 +6,12 @@ items. When fewer are waiting but other requests are still being read or decoded
 else is on its way it runs at once, so a lone client pays no batching delay. ``workers``
 batches run at a time, each in a thread of its own (torch releases the GIL), so the event
 loop keeps accepting and decoding requests meanwhile.
+
+Per request the queue costs one future and, at most, one wake-up of the batch loop (a
+plain future, not an ``asyncio.Event`` waited on with ``wait_for``, which makes a task per
+wait); per batch, one hand-off to the worker thread and one callback back on the loop. A
+request that finds the loop idle, a worker free and no other request on its way goes to the
+worker at once, without waking the loop: a lone client's path is as short as a direct call.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
@@ -49,14 +56,15 @@ class Batcher:
         self.observe = observe
         self.expecting = 0  # requests accepted whose inputs are not queued yet
         self._queue: deque[_Entry] = deque()
-        self._changed: asyncio.Event | None = None
+        self._free = workers  # workers not running a batch
+        self._idle: asyncio.Future[None] | None = None  # the loop, waiting for work
+        self._filling: asyncio.Future[None] | None = None  # the loop, filling a batch
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix=f"batch-{name}")
         self._loop_task: asyncio.Task[None] | None = None
-        self._running: set[asyncio.Task[None]] = set()
+        self._running: set[asyncio.Future[np.ndarray]] = set()
 
     def start(self) -> None:
         """Begin taking batches (on the running event loop)."""
-        self._changed = asyncio.Event()
         self._loop_task = asyncio.get_running_loop().create_task(self._take_batches())
 
     async def stop(self) -> None:
@@ -72,42 +80,58 @@ class Batcher:
     @asynccontextmanager
     async def expected(self) -> AsyncIterator[None]:
         """Around reading and decoding a request: a batch may wait for its inputs."""
-        self.expecting += 1
+        self.expect()
         try:
             yield
         finally:
-            self.expecting -= 1
-            self._notify()
+            self.arrived()
+
+    def expect(self) -> None:
+        """A request is being read or decoded; ``arrived`` when it is queued or refused."""
+        self.expecting += 1
+
+    def arrived(self) -> None:
+        self.expecting -= 1
+        _wake(self._filling)  # a batch waiting for it may be complete now
 
     async def submit(self, inputs: np.ndarray) -> np.ndarray:
         """The model's rows for ``inputs``, computed in some batch."""
         if len(inputs) == 0:
             return self.model(inputs)
         future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Entry(inputs, future))
-        self._notify()
+        entry = _Entry(inputs, future)
+        if self._idle is not None and self._free and not self.expecting and not self._queue:
+            self._dispatch([entry])  # nothing to batch it with: no wait, no wake-up
+        else:
+            self._queue.append(entry)
+            _wake(self._idle)
+            _wake(self._filling)
         return await future
 
-    def _notify(self) -> None:
-        if self._changed is not None:
-            self._changed.set()
+    async def _wait(self, timeout_s: float | None = None, filling: bool = False) -> None:
+        """Until woken (a request queued or arrived, a worker freed) or ``timeout_s``."""
+        loop = asyncio.get_running_loop()
+        wake: asyncio.Future[None] = loop.create_future()
+        if filling:
+            self._filling = wake
+        else:
+            self._idle = wake
+        timer = None if timeout_s is None else loop.call_later(timeout_s, _wake, wake)
+        try:
+            await wake
+        finally:
+            self._filling = self._idle = None
+            if timer is not None:
+                timer.cancel()
 
     async def _take_batches(self) -> None:
-        assert self._changed is not None
-        free = asyncio.Semaphore(self.workers)
         while True:
-            while not self._queue:
-                self._changed.clear()
-                await self._changed.wait()
-            await free.acquire()
-            batch = await self._collect()
-            task = asyncio.get_running_loop().create_task(self._run(batch, free))
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
+            while not self._queue or not self._free:
+                await self._wait()
+            self._dispatch(await self._collect())
 
     async def _collect(self) -> list[_Entry]:
         """Entries up to ``max_items`` items (a first entry larger than that goes alone)."""
-        assert self._changed is not None
         batch = [self._queue.popleft()]
         size = len(batch[0].inputs)
         deadline = time.monotonic() + self.timeout_s
@@ -122,25 +146,29 @@ class Batcher:
             left = deadline - time.monotonic()
             if self.expecting == 0 or left <= 0:
                 break
-            self._changed.clear()
-            try:
-                await asyncio.wait_for(self._changed.wait(), left)
-            except asyncio.TimeoutError:
-                break
+            await self._wait(left, filling=True)
         return batch
 
-    async def _run(self, batch: list[_Entry], free: asyncio.Semaphore) -> None:
-        try:
-            inputs = np.concatenate([entry.inputs for entry in batch])
-            loop = asyncio.get_running_loop()
-            rows = await loop.run_in_executor(self._executor, self._compute, inputs)
-        except Exception as error:  # every request of the batch gets the model's error
+    def _dispatch(self, batch: list[_Entry]) -> None:
+        """``batch`` to a free worker; its answers come back in ``_deliver``."""
+        self._free -= 1
+        loop = asyncio.get_running_loop()
+        inputs = [entry.inputs for entry in batch]
+        running = loop.run_in_executor(self._executor, self._compute, inputs)
+        self._running.add(running)
+        running.add_done_callback(partial(self._deliver, batch))
+
+    def _deliver(self, batch: list[_Entry], running: asyncio.Future[np.ndarray]) -> None:
+        self._running.discard(running)
+        self._free += 1
+        _wake(self._idle)
+        error = running.exception()
+        if error is not None:  # every request of the batch gets the model's error
             for entry in batch:
                 if not entry.result.done():
                     entry.result.set_exception(error)
             return
-        finally:
-            free.release()
+        rows = running.result()
         start = 0
         for entry in batch:
             stop = start + len(entry.inputs)
@@ -148,12 +176,19 @@ class Batcher:
                 entry.result.set_result(rows[start:stop])
             start = stop
 
-    def _compute(self, inputs: np.ndarray) -> np.ndarray:
-        """The model on ``inputs``, in slices of at most ``max_items`` (one large request)."""
+    def _compute(self, requests: list[np.ndarray]) -> np.ndarray:
+        """The model on the requests' inputs (joined here, off the event loop), in slices of
+        at most ``max_items`` (one large request)."""
+        inputs = requests[0] if len(requests) == 1 else np.concatenate(requests)
         parts = []
         for start in range(0, len(inputs), self.max_items):
             part = inputs[start : start + self.max_items]
             if self.observe is not None:
                 self.observe(len(part))
             parts.append(self.model(part))
-        return np.concatenate(parts)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def _wake(waiter: asyncio.Future[None] | None) -> None:
+    if waiter is not None and not waiter.done():
+        waiter.set_result(None)

@@ -16,7 +16,7 @@ from ginpipe.base.errors import ConfigError
 from ginpipe.base.install import install_line
 from ginpipe.runs import rundir
 
-SERVING_MODULES = ("fastapi", "uvicorn", "prometheus_client")
+SERVING_MODULES = ("fastapi", "uvicorn", "prometheus_client", "orjson")
 
 
 def require_serving_libraries() -> None:

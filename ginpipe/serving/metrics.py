@@ -66,12 +66,27 @@ class Metrics:
             buckets=SIZE_BUCKETS,
             registry=self.registry,
         )
+        # labelled children by their labels: ``labels()`` takes a lock and builds a key on
+        # each call, a cost paid per request otherwise
+        self._children: dict[tuple[object, ...], Any] = {}
 
-    def answered(self, run: str, code: int, seconds: float, kind: str | None = None) -> None:
-        self.requests.labels(run=run, code=str(code)).inc()
-        self.latency.labels(run=run).observe(seconds)
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+    def answered(
+        self, run: str, code: int, seconds: float, kind: str | None = None, items: int = 0
+    ) -> None:
+        """One prediction request answered with ``code``; ``items`` predicted (200)."""
+        self._child(self.requests, run, str(code)).inc()
+        self._child(self.latency, run).observe(seconds)
+        if items:
+            self._child(self.items, run).observe(items)
         if kind is not None:
-            self.errors.labels(run=run, kind=kind).inc()
+            self._child(self.errors, run, kind).inc()
 
     def batch_observer(self, run: str) -> Any:
         histogram = self.batch_size.labels(run=run)

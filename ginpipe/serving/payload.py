@@ -11,6 +11,8 @@ The forms are those ``ginpipe predict`` accepts, sent over HTTP:
 
 Files are written to a temporary folder (never the run directory) and read by the run's
 decoder exactly as ``predict`` reads files; the folder is removed when the inputs are made.
+An audio run with ginpipe's own decoder and feature decodes in memory instead and leaves
+the feature to the batch (``waves``).
 Every refusal is a ``RequestError`` whose line names the item, never a temporary path.
 """
 
@@ -36,6 +38,7 @@ from ginpipe.inference.inputs import Items, read_items
 from ginpipe.inference.model_inputs import request_inputs
 from ginpipe.inference.predictor import Predictor
 from ginpipe.serving.errors import RequestError
+from ginpipe.serving.waves import Waves
 
 FILE_TYPES = ("application/octet-stream", "image/", "audio/")
 # Leading bytes -> a file suffix, for decoders that look at it (Pillow and soundfile read
@@ -56,17 +59,23 @@ MAGIC = (
 @dataclass
 class Decoded:
     """A request's rows for the batch (``request_inputs``), and whether it sent one item
-    (answered as one object)."""
+    (answered as one object); ``waves``: the rows are waveforms, features still to make."""
 
     inputs: np.ndarray
     single: bool
+    waves: bool = False
 
 
 def decode_request(
-    predictor: Predictor, body: bytes, content_type: str, scratch: Path | None = None
+    predictor: Predictor,
+    body: bytes,
+    content_type: str,
+    scratch: Path | None = None,
+    waves: Waves | None = None,
 ) -> Decoded:
-    """The rows of one request (blocking: files are decoded here, written first into
-    ``scratch``, a folder the server keeps, or the system's temporary folder)."""
+    """The rows of one request (blocking: files are decoded here, in memory by ``waves``
+    where given, else written first into ``scratch``, a folder the server keeps, or the
+    system's temporary folder)."""
     media = content_type.split(";", 1)[0].strip().lower()
     files = predictor.bundle.data_kind == "files"
     if media.startswith(FILE_TYPES):
@@ -76,9 +85,9 @@ def decode_request(
                 f"this run was trained on features; send JSON rows or text/csv, not {media}",
                 "content_type",
             )
-        return _files(predictor, [body], media, True, ["the body"], scratch)
+        return _files(predictor, [body], media, True, ["the body"], scratch, waves)
     if media == "application/json" or media.endswith("+json"):
-        return _json(predictor, _parse_json(body), scratch)
+        return _json(predictor, _parse_json(body), scratch, waves)
     if media == "text/csv" and not files:
         return _csv(predictor, body)
     wanted = (
@@ -92,24 +101,32 @@ def decode_request(
 
 
 def _parse_json(body: bytes) -> Any:
+    """orjson, ~10x faster on a row of numbers; the standard parser where it refuses (NaN
+    and Infinity, which ``json`` reads and the finiteness check names), and for the message."""
+    import orjson
+
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
     try:
         return json.loads(body)
     except (UnicodeDecodeError, ValueError) as error:
         raise RequestError(400, f"the body is not valid JSON: {error}") from None
 
 
-def _json(predictor: Predictor, value: Any, scratch: Path | None) -> Decoded:
+def _json(predictor: Predictor, value: Any, scratch: Path | None, waves: Waves | None) -> Decoded:
     bundle = predictor.bundle
     if isinstance(value, list) and not value:
         raise RequestError(400, "the list of items is empty")
     if bundle.data_kind == "files":
         if isinstance(value, str):
             contents = [_base64(value, "the item")]
-            return _files(predictor, contents, None, True, ["the item"], scratch)
+            return _files(predictor, contents, None, True, ["the item"], scratch, waves)
         if isinstance(value, list) and all(isinstance(item, str) for item in value):
             names = [f"item {index}" for index in range(len(value))]
             contents = [_base64(item, name) for item, name in zip(value, names, strict=True)]
-            return _files(predictor, contents, None, False, names, scratch)
+            return _files(predictor, contents, None, False, names, scratch, waves)
         if bundle.decoded is None:
             raise RequestError(400, f"this run takes image files: {_file_forms()}")
         return _numbers(predictor, value, [int(side) for side in bundle.input_shape])
@@ -185,16 +202,24 @@ def _files(
     single: bool,
     names: list[str],
     scratch: Path | None,
+    waves: Waves | None = None,
 ) -> Decoded:
     """Each content written to a file of its own, read as ``predict`` reads files, then
     removed. Files in a folder kept for the server: a folder made and removed per request
-    cost ~3 ms here, more than decoding a second of audio."""
+    cost ~3 ms here, more than decoding a second of audio. With ``waves``: decoded in
+    memory, features made in the batch."""
+    for content, name in zip(contents, names, strict=True):
+        if not content:
+            raise RequestError(400, f"{name} is empty: {_file_forms()}")
+    if waves is not None:
+        decoded = [
+            waves.decode(content, name) for content, name in zip(contents, names, strict=True)
+        ]
+        return Decoded(np.concatenate(decoded), single, waves=True)
     folder = scratch or Path(tempfile.gettempdir())
     paths: list[str] = []
     try:
-        for index, content in enumerate(contents):
-            if not content:
-                raise RequestError(400, f"{names[index]} is empty: {_file_forms()}")
+        for content in contents:
             file = folder / f"ginpipe-serve-{uuid.uuid4().hex}{_suffix(content, media)}"
             paths.append(str(file))
             file.write_bytes(content)

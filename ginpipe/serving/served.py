@@ -1,4 +1,8 @@
-"""One run as the server holds it: its model loaded once, its batcher, what ``/info`` says."""
+"""One run as the server holds it: its model loaded once, its batchers, what ``/info`` says.
+
+An audio run that ``waves`` applies to has a second batcher whose batches are waveforms:
+their features are made together, then the model runs; computed features sent as JSON
+numbers go through the first, as model inputs."""
 
 from __future__ import annotations
 
@@ -11,8 +15,9 @@ import numpy as np
 from ginpipe.inference.model_inputs import batch_probabilities, item_shape
 from ginpipe.inference.predictor import Predictor
 from ginpipe.inference.runview import Run
-from ginpipe.serving.batching import Batcher
+from ginpipe.serving.batching import Batcher, Model
 from ginpipe.serving.metrics import Metrics
+from ginpipe.serving.waves import Waves, waves_of
 
 
 @dataclass
@@ -22,6 +27,12 @@ class ServedRun:
     predictor: Predictor
     batcher: Batcher
     info: dict[str, Any]
+    waves: Waves | None = None
+    wave_batcher: Batcher | None = None
+
+    @property
+    def batchers(self) -> list[Batcher]:
+        return [self.batcher] + ([self.wave_batcher] if self.wave_batcher is not None else [])
 
 
 def load_served(
@@ -38,17 +49,29 @@ def load_served(
     def model(rows: np.ndarray) -> np.ndarray:
         return batch_probabilities(predictor, rows)
 
+    def batcher(model: Model, suffix: str = "") -> Batcher:
+        return Batcher(
+            model,
+            max_items=max_batch_size,
+            timeout_s=batch_timeout_s,
+            workers=workers,
+            observe=metrics.batch_observer(name),
+            name=name + suffix,
+        )
+
     # one item through the model, so the first client does not pay torch's first-call setup
     model(np.zeros((1, *item_shape(predictor)), dtype=np.float32))
-    batcher = Batcher(
-        model,
-        max_items=max_batch_size,
-        timeout_s=batch_timeout_s,
-        workers=workers,
-        observe=metrics.batch_observer(name),
-        name=name,
-    )
-    return ServedRun(name, run_dir, predictor, batcher, describe(name, run_dir, predictor))
+    info = describe(name, run_dir, predictor)
+    served = ServedRun(name, run_dir, predictor, batcher(model), info)
+    waves = waves_of(predictor.decoded if predictor.bundle.data_kind == "files" else None)
+    if waves is not None:
+
+        def from_waves(rows: np.ndarray) -> np.ndarray:
+            return batch_probabilities(predictor, waves.features(rows))
+
+        from_waves(np.zeros((1, *waves.item_shape), dtype=np.float32))
+        served.waves, served.wave_batcher = waves, batcher(from_waves, "-waves")
+    return served
 
 
 def describe(name: str, run_dir: Path, predictor: Predictor) -> dict[str, Any]:

@@ -9,6 +9,7 @@ process ends with SIGTERM's exit code, as every ginpipe command does.
 
 from __future__ import annotations
 
+import gc
 import socket
 import tempfile
 import time
@@ -71,6 +72,9 @@ def _serve_on(
         name: load_served(name, run_dir, metrics, max_batch_size, batch_timeout_ms / 1000, workers)
         for name, run_dir in named.items()
     }
+    # What is loaded now lives as long as the server: out of the collector's sight, a full
+    # collection no longer walks torch's ~285,000 objects (130 ms measured) while requests wait.
+    gc.freeze()
     state = ServerState()
     scratch = tempfile.TemporaryDirectory(prefix="ginpipe-serve-")  # files sent, to decode
     app = build_app(runs, metrics, max_body, state, Path(scratch.name))

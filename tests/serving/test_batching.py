@@ -5,6 +5,7 @@ of its batch, a request larger than a batch is run in slices."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -105,3 +106,35 @@ def test_answers_match_their_requests_with_several_workers(workers: int) -> None
     answers = asyncio.run(_with(batcher, requests()))
     for value, answer in enumerate(answers):
         assert answer.shape == (1 + value % 3, 2) and np.all(answer == 2 * value)
+
+
+def test_requests_queued_while_a_batch_runs_share_the_next() -> None:
+    sizes: list[int] = []
+    running = threading.Event()
+    release = threading.Event()
+
+    def slow_first(rows: np.ndarray) -> np.ndarray:
+        sizes.append(len(rows))
+        if len(sizes) == 1:
+            running.set()
+            release.wait(NEVER_S / 10)
+        return rows * 2
+
+    batcher = Batcher(slow_first, max_items=8, timeout_s=0.0)
+
+    async def requests() -> list[np.ndarray]:
+        await asyncio.sleep(0)  # the batch loop is waiting for work
+        first = asyncio.ensure_future(batcher.submit(np.zeros((1, 2), dtype=np.float32)))
+        while not running.is_set():  # alone, at once: nothing else was on its way
+            await asyncio.sleep(0.001)
+        rest = [
+            asyncio.ensure_future(batcher.submit(np.full((1, 2), v, dtype=np.float32)))
+            for v in range(1, 6)
+        ]
+        await asyncio.sleep(0.02)  # queued behind the busy worker
+        release.set()
+        return await asyncio.gather(first, *rest)
+
+    answers = asyncio.run(_with(batcher, requests()))
+    assert [float(a[0, 0]) for a in answers] == [2.0 * v for v in range(6)]
+    assert sizes == [1, 5]

@@ -284,6 +284,9 @@ def test_bad_input_is_one_json_line_and_the_server_goes_on(runs: Runs, server: S
             message = response.json()["error"]
             assert fragment in message, message
             assert "/tmp" not in message and "Traceback" not in message
+        wrong_method = client.get(digits)
+        assert wrong_method.status_code == 405 and "POST" in wrong_method.json()["error"]
+        assert wrong_method.headers["allow"] == "POST"
         good = client.post(digits, json=runs.rows[0].tolist())
         assert good.status_code == 200
         assert client.get(f"{server.url}health").json() == {"status": "ok"}

@@ -76,6 +76,8 @@ def test_offset_and_pad_modes() -> None:
     assert crop_or_pad(audio, 7, "wrap").tolist() == [[1, 2, 3, 1, 2, 3, 1]]
     assert crop_or_pad(audio, 7, "reflect").tolist() == [[1, 2, 3, 2, 1, 2, 3]]
     assert crop_or_pad(audio, 2).tolist() == [[1, 2]]
+    padded = crop_or_pad(audio, 5)
+    assert padded.tolist() == [[1, 2, 3, 0, 0]] and padded.dtype == np.float32
 
 
 def test_offset_starts_the_crop(tmp_path: Path) -> None:
