@@ -2,17 +2,20 @@
 
 ``benchmarks/configs/graph_branches.gin``: the digits, split and features, then two
 independent random forests of the same size (one CPU each, different seeds) as nested
-pipelines. Both variants are fresh ``ginpipe run`` processes in a fresh root (nothing from
-the cache), run in alternating order; what differs is only whether the two fits overlap.
+pipelines; ``--estimator boosting`` (``graph_branches_boosting.gin``): two gradient boosting
+fits instead, whose models are a few hundred small trees rather than thousands of deep
+ones. Both variants are fresh ``ginpipe run`` processes in a fresh root (nothing from the
+cache), run in alternating order; what differs is only whether the two fits overlap.
 Target: ``--jobs 2`` wall <= 0.6x ``--jobs 1`` on a 2-core machine.
 
-    python -m benchmarks.graph_parallel --repeats 3 [--trees 300]
+    python -m benchmarks.graph_parallel --repeats 3 [--trees 300] [--estimator boosting]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
 from benchmarks.common import (
     CONFIGS,
@@ -31,7 +34,10 @@ from benchmarks.common import (
     task_seconds,
 )
 
-CONFIG = CONFIGS / "graph_branches.gin"
+CONFIGS_BY_ESTIMATOR = {
+    "forest": CONFIGS / "graph_branches.gin",
+    "boosting": CONFIGS / "graph_branches_boosting.gin",
+}
 LIMIT = 0.6
 
 # The machine's own ceiling at the time: the same CPU work in two forked processes at once
@@ -51,10 +57,10 @@ print(json.dumps({"ratio": (time.perf_counter() - t) / one_by_one}))
 """
 
 
-def one_run(jobs: int, trees: int) -> tuple[Measurement, dict[str, float]]:
+def one_run(jobs: int, trees: int, config: Path) -> tuple[Measurement, dict[str, float]]:
     with fresh_dir("graph-parallel-") as root:
         cmd = ginpipe_cmd(
-            "run", str(CONFIG), "-m", f"TREES={trees}", "--jobs", str(jobs),
+            "run", str(config), "-m", f"TREES={trees}", "--jobs", str(jobs),
             "--root", str(root), "--name", "b",
         )  # fmt: skip
         measurement = run_measured(cmd).check(f"ginpipe run --jobs {jobs}")
@@ -65,7 +71,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--trees", type=int, default=300)
+    parser.add_argument("--estimator", choices=sorted(CONFIGS_BY_ESTIMATOR), default="forest")
     args = parser.parse_args()
+    config = CONFIGS_BY_ESTIMATOR[args.estimator]
     load_start = os.getloadavg()
     walls: dict[int, list[float]] = {1: [], 2: []}
     cpu: dict[int, list[float]] = {1: [], 2: []}
@@ -75,7 +83,7 @@ def main() -> None:
         order = (1, 2) if round_index % 2 == 0 else (2, 1)
         for jobs in order:
             log(f"  --jobs {jobs} ({round_index + 1}/{args.repeats})")
-            measurement, seconds = one_run(jobs, args.trees)
+            measurement, seconds = one_run(jobs, args.trees, config)
             walls[jobs].append(measurement.wall)
             cpu[jobs].append(measurement.cpu_s)
             fits[jobs].append(seconds["a/fit_sklearn"] + seconds["b/fit_sklearn"])
@@ -92,7 +100,7 @@ def main() -> None:
     ]
     print(f"machine: {info['cpu']}, {info['cores']}, {info['date']}")
     print(f"load average at start / end (1 min): {load_start[0]:.2f} / {load_end[0]:.2f}")
-    print(f"config: {CONFIG.name}, TREES={args.trees}\n")
+    print(f"config: {config.name}, TREES={args.trees}\n")
     print(markdown_table(["", "--jobs 1", "--jobs 2", "ratio jobs 2 / jobs 1"], rows))
     print(
         f"\ncontrol (two forked CPU burners at once / one after the other, no ginpipe): "
