@@ -57,6 +57,19 @@ def writers(nodes: Sequence[Node]) -> dict[str, Node]:
     return found
 
 
+def dependencies(steps: Sequence[Node]) -> dict[int, set[int]]:
+    """For each step, the steps it must wait for: the writers of what it reads; around a
+    step that writes nothing, the list order."""
+    writer = {key: s.index for s in steps for key in s.writes}
+    needs = {s.index: {writer[k] for k in s.reads if k in writer} for s in steps}
+    for position, step in enumerate(steps):
+        if not step.writes:
+            needs[step.index] |= {s.index for s in steps[:position]}
+            for later in steps[position + 1 :]:
+                needs[later.index].add(step.index)
+    return needs
+
+
 def check(nodes: Sequence[Node]) -> None:
     """Refuse an empty list, a key with two writers, a read nobody writes and a cycle."""
     ordered(nodes)

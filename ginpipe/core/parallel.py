@@ -43,6 +43,7 @@ from ginpipe.base.errors import ConfigError, GinpipeError, TaskFailed
 from ginpipe.config import ginapi
 from ginpipe.core import submission
 from ginpipe.core.events import TaskEvent, TaskState
+from ginpipe.core.graph import dependencies
 from ginpipe.core.pipeline import Pipeline, Step, _describe
 from ginpipe.core.state import State
 
@@ -151,19 +152,6 @@ def execute(pipeline: Pipeline, jobs: int) -> State:
     if failure is not None:
         raise failure
     return pipeline.state
-
-
-def dependencies(steps: list[Step]) -> dict[int, set[int]]:
-    """For each step, the steps it must wait for: the writers of what it reads; around a
-    step that writes nothing, the list order."""
-    writer = {key: s.index for s in steps for key in s.writes}
-    needs = {s.index: {writer[k] for k in s.reads if k in writer} for s in steps}
-    for position, step in enumerate(steps):
-        if not step.writes:
-            needs[step.index] |= {s.index for s in steps[:position]}
-            for later in steps[position + 1 :]:
-                needs[later.index].add(step.index)
-    return needs
 
 
 def _in_process(step: Step) -> bool:

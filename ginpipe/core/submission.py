@@ -41,6 +41,7 @@ from ginpipe.config.executors import (
     submitit_parameters,
 )
 from ginpipe.core.events import Events, TaskEvent, TaskState
+from ginpipe.core.graph import dependencies
 from ginpipe.core.pipeline import Pipeline, Step, _describe
 from ginpipe.core.shares import Share, sharing
 from ginpipe.core.state import RunContext
@@ -294,7 +295,6 @@ class StepJob:
     def _run(self, index: int, count: int) -> dict[str, Any]:
         from ginpipe.config.compose import bind_run_macros, compose_text
         from ginpipe.config.settings import run_settings
-        from ginpipe.core.parallel import dependencies
         from ginpipe.core.pipeline import plan, task_steps
 
         if Path(self.cwd).is_dir():  # the project's own modules, as the run imported them

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import textwrap
+
+import pytest
+
+from ginpipe.tasks.lightning.workers import stop_signals_blocked
 
 PROBE = textwrap.dedent(
     """
@@ -32,3 +37,17 @@ def test_workers_that_ignore_sigterm_do_not_hold_the_exit() -> None:
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "workers started" in result.stdout
+
+
+def test_a_signal_whose_handler_runs_while_a_worker_starts_waits_until_it_has_started() -> None:
+    """A signal that arrived just before the block has its Python handler still to run; run
+    in the middle of starting a spawned worker it left the worker reading half its start-up
+    data (an EOFError traceback). Now it runs once the start is over."""
+    with pytest.raises(KeyboardInterrupt), stop_signals_blocked():
+        pending = signal.getsignal(signal.SIGINT)
+        assert callable(pending)
+        pending(signal.SIGINT, None)  # what the interpreter does for a tripped signal
+        signal.raise_signal(signal.SIGINT)  # and one that comes now: blocked
+        started = True  # the start goes on to its end
+    assert started
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -19,6 +19,7 @@ import atexit
 import multiprocessing
 import re
 import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from multiprocessing import context as mpc
@@ -41,11 +42,29 @@ def ignore_stop_signals(worker_id: int = 0) -> None:
 
 @contextmanager
 def stop_signals_blocked() -> Iterator[None]:
-    """Hold SIGINT/SIGTERM back (not lost: delivered when the block ends)."""
+    """Hold SIGINT/SIGTERM back (not lost: delivered when the block ends).
+
+    Blocking them is not enough on its own: a signal that reached the process just before
+    the block has its Python handler still to run, at any point of the start; raised
+    between starting a spawned worker and writing its start-up data to it, it leaves that
+    worker printing an EOFError traceback. So, in the main thread, the handlers only note
+    what came until the start is over, and it is raised again then."""
+    noted: list[int] = []
+
+    def note(signum: int, frame: Any) -> None:
+        noted.append(signum)
+
+    handlers: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        handlers = {signum: signal.signal(signum, note) for signum in STOP_SIGNALS}
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
         yield
     finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+        for signum in dict.fromkeys(noted):
+            signal.raise_signal(signum)  # pending until the mask below is lifted
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
