@@ -61,30 +61,25 @@ class LogMel:
         bank = mel_filterbank(self.sample_rate, self.n_fft, self.n_mels, self.f_min, self.f_max)
         return torch.from_numpy(bank.copy())
 
-    def mel_power(
-        self,
-        audio: torch.Tensor,
-        window: torch.Tensor | None = None,
-        filters: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """Mel power spectrogram (..., n_mels, frames), before the logarithm. ``window`` and
-        ``filters`` are passed by ``LogMelModule``, which holds them as buffers."""
-        window = self.window if window is None else window
-        filters = self.filters if filters is None else filters
-        leading, samples = audio.shape[:-1], audio.shape[-1]
-        spectrum = torch.stft(
-            audio.reshape(-1, samples),
+    def mel_power(self, audio: torch.Tensor) -> torch.Tensor:
+        """Mel power spectrogram (..., n_mels, frames), before the logarithm."""
+        power = self.spectrum(audio).abs().pow(self.power)
+        mel = torch.matmul(self.filters.to(power.dtype), power)
+        return mel.reshape(*audio.shape[:-1], self.n_mels, mel.shape[-1])
+
+    def spectrum(self, audio: torch.Tensor) -> torch.Tensor:
+        """The complex short-time spectrum (items, bins, frames), items flattened from
+        ``audio``'s leading dimensions."""
+        return torch.stft(
+            audio.reshape(-1, audio.shape[-1]),
             n_fft=self.n_fft,
             hop_length=self.hop_length,
             win_length=self.win_length or self.n_fft,
-            window=window.to(audio.dtype),
+            window=self.window.to(audio.dtype),
             center=True,
             pad_mode="constant",
             return_complex=True,
         )
-        power = spectrum.abs().pow(self.power)
-        mel = torch.matmul(filters.to(power.dtype), power)
-        return mel.reshape(*leading, self.n_mels, mel.shape[-1])
 
     def db(self, power: torch.Tensor, items_first: bool = False) -> torch.Tensor:
         """10 * log10(power), floored ``top_db`` below the item's maximum. With
