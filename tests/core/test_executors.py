@@ -33,7 +33,7 @@ run.tasks = [@make_numbers, @left, @right, @join]
 
 def environment() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "GINPIPE_"))}
-    return {**env, "PYTHONPATH": os.pathsep.join([str(TOY_DIR), str(HERE)])}
+    return {**env, "PYTHONPATH": str(TOY_DIR)}  # toytasks and graphtasks
 
 
 def ginpipe(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
