@@ -67,7 +67,7 @@ class BaselineRun:
 
 def read_bindings(run_dir: Path) -> dict[str, str]:
     """``key -> value text`` of the run's resolved.gin (the engine's own reader)."""
-    from ginpipe.runs.history import read_bindings as read  # light: no torch, no gin parsing
+    from ginpipe.records.history import read_bindings as read  # light: no torch, no gin parsing
 
     return read(run_dir)
 

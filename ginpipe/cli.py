@@ -269,7 +269,7 @@ def list_configurables(
     verbose: Verbose = False,
 ) -> None:
     """Tasks and configurables: parameters, defaults, first doc line."""
-    from ginpipe.runs.catalog import describe
+    from ginpipe.core.catalog import describe
 
     typer.echo(_guarded(verbose, lambda: describe(filter, module or ["ginpipe.tasks"])))
 
@@ -310,7 +310,7 @@ def runs(
     if sweep is not None:
         typer.echo(_guarded(verbose, lambda: _sweep_table(sweep)))
         return
-    from ginpipe.runs.table import show_runs
+    from ginpipe.records.table import show_runs
 
     out, wrote = _guarded(
         verbose,
@@ -474,7 +474,7 @@ def diff(
     verbose: Verbose = False,
 ) -> None:
     """What changed between two runs: config values (macros resolved), metrics, tags."""
-    from ginpipe.runs.history import diff_runs
+    from ginpipe.records.history import diff_runs
 
     typer.echo(_guarded(verbose, lambda: diff_runs(run_a, run_b)))
 
@@ -489,7 +489,7 @@ def tag(
     verbose: Verbose = False,
 ) -> None:
     """Tag a run (shown by runs, selected by runs --where tag=NAME); -r removes one."""
-    from ginpipe.runs.labels import tag as tag_run
+    from ginpipe.records.labels import tag as tag_run
 
     typer.echo(_guarded(verbose, lambda: tag_run(run_dir, tags or [], remove or [])))
 
@@ -503,7 +503,7 @@ def note(
     verbose: Verbose = False,
 ) -> None:
     """Write a note on a run (shown by runs, selected by runs --where note=WORD)."""
-    from ginpipe.runs.labels import note as note_run
+    from ginpipe.records.labels import note as note_run
 
     typer.echo(_guarded(verbose, lambda: note_run(run_dir, text)))
 
@@ -520,7 +520,7 @@ def remove_runs(
     verbose: Verbose = False,
 ) -> None:
     """Delete runs; refuses a run in use and keeps cache entries other runs need."""
-    from ginpipe.runs.removal import remove
+    from ginpipe.records.removal import remove
 
     typer.echo(_guarded(verbose, lambda: remove(run_dirs, cache=cache, dry_run=dry_run)))
 
@@ -539,7 +539,7 @@ def compare(
     verbose: Verbose = False,
 ) -> None:
     """Draw runs side by side: overlaid curves, the metric against each differing value."""
-    from ginpipe.runs.compare import compare_runs, load_runs
+    from ginpipe.records.compare import compare_runs, load_runs
 
     typer.echo(_guarded(verbose, lambda: compare_runs(load_runs(run_dirs), output, metric)))
 
@@ -547,7 +547,7 @@ def compare(
 @cache_app.command("ls")
 def cache_ls(root: Root = Path("experiments"), verbose: Verbose = False) -> None:
     """Entries of the cache: task, size, age, last use."""
-    from ginpipe.runs.history import format_cache
+    from ginpipe.records.history import format_cache
 
     typer.echo(_guarded(verbose, lambda: format_cache(root)))
 
@@ -565,7 +565,7 @@ def cache_prune(
     verbose: Verbose = False,
 ) -> None:
     """Remove cache entries by age or total size (least recently used first)."""
-    from ginpipe.runs.history import prune_cache
+    from ginpipe.records.history import prune_cache
 
     typer.echo(_guarded(verbose, lambda: prune_cache(root, older_than, max_size, dry_run)))
 
@@ -594,7 +594,7 @@ def predict(
     """Predict with a run's model and its own preprocessing; write one row per item."""
     with startup.importing():  # torch, pandas and the report's libraries
         from ginpipe.inference.predicting import predict_to_csv
-    from ginpipe.runs.models import model_dir
+    from ginpipe.records.models import model_dir
 
     _setup_logging(verbose)
     typer.echo(

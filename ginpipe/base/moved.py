@@ -1,4 +1,5 @@
-"""Old module paths (before the engine was split into layer packages) for one more release.
+"""Old module paths (before the engine was split into layer packages, and before the modules
+reading finished runs left ``ginpipe.runs``) for one more release.
 
 ``import ginpipe.runner`` in a notebook written against 0.1 keeps working: it returns the
 module at its new path (``ginpipe.runs.runner``) with a ``DeprecationWarning`` that names
@@ -34,16 +35,25 @@ MOVED = {
     "ginpipe.state": "ginpipe.core.state",
     "ginpipe.store": "ginpipe.core.store",
     "ginpipe.taskdef": "ginpipe.core.taskdef",
-    "ginpipe.catalog": "ginpipe.runs.catalog",
+    "ginpipe.catalog": "ginpipe.core.catalog",
     "ginpipe.continuation": "ginpipe.runs.continuation",
     "ginpipe.distributed": "ginpipe.runs.distributed",
-    "ginpipe.history": "ginpipe.runs.history",
+    "ginpipe.history": "ginpipe.records.history",
     "ginpipe.log": "ginpipe.runs.log",
     "ginpipe.provenance": "ginpipe.runs.provenance",
     "ginpipe.rundir": "ginpipe.runs.rundir",
     "ginpipe.runner": "ginpipe.runs.runner",
     "ginpipe.startup": "ginpipe.runs.startup",
     "ginpipe.tasks.names": "ginpipe.tasks.short_names",
+    # What reads finished runs left ginpipe.runs for ginpipe.records; the catalog, ginpipe.core.
+    "ginpipe.runs.catalog": "ginpipe.core.catalog",
+    "ginpipe.runs.compare": "ginpipe.records.compare",
+    "ginpipe.runs.differing": "ginpipe.records.differing",
+    "ginpipe.runs.history": "ginpipe.records.history",
+    "ginpipe.runs.labels": "ginpipe.records.labels",
+    "ginpipe.runs.models": "ginpipe.records.models",
+    "ginpipe.runs.removal": "ginpipe.records.removal",
+    "ginpipe.runs.table": "ginpipe.records.table",
 }
 # ``ginpipe.config`` was a module and is now the package of ``ginpipe.config.compose``:
 # ``from ginpipe.config import compose_text`` and the like are not forwarded.

@@ -1,4 +1,9 @@
-"""``ginpipe ls``: what a config can name, with parameters, defaults and a doc line."""
+"""``ginpipe ls``: what a config can name, with parameters, defaults and a doc line.
+
+Beside the task definitions (``taskdef.py``), whose spec tells a task from another
+configurable: it reads gin's registry, not runs, so it is neither the runner's nor the
+records'.
+"""
 
 from __future__ import annotations
 

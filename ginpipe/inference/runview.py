@@ -42,7 +42,7 @@ class Run:
     @property
     def status(self) -> str:
         """completed, failed, interrupted, running, or stopped (its process died)."""
-        from ginpipe.runs.history import RunInfo
+        from ginpipe.records.history import RunInfo
 
         return RunInfo(self.dir, self.record, {}).status
 
@@ -61,7 +61,7 @@ class Run:
     def config(self) -> dict[str, Any]:
         """Every binding of ``resolved.gin``: ``{"LR": 0.01, "Trainer.max_epochs": 20, ...}``;
         values that are not Python literals (``@ResNet``) stay text."""
-        from ginpipe.runs.history import read_bindings
+        from ginpipe.records.history import read_bindings
 
         return {key: _literal(value) for key, value in read_bindings(self.dir).items()}
 

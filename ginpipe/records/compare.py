@@ -10,12 +10,12 @@ from pathlib import Path
 
 from ginpipe.base.errors import ConfigError, DamagedRunError
 from ginpipe.base.oserrors import reported
+from ginpipe.layout import rundir
 from ginpipe.plots.compare import ComparedRun, compare_figure
 from ginpipe.plots.epochlog import TRAINING_LOG, read_epoch_log
 from ginpipe.plots.figures import save_figure
-from ginpipe.runs import rundir
-from ginpipe.runs.differing import differing_keys, shortened
-from ginpipe.runs.history import RunInfo, inspect_run, lookup, metrics_of
+from ginpipe.records.differing import differing_keys, shortened
+from ginpipe.records.history import RunInfo, inspect_run, lookup, metrics_of
 
 # Panels of "metric against a value" at most; the legend still names every difference.
 MAX_VALUE_PANELS = 4

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ginpipe.runs.history import RunInfo, parse_value
+from ginpipe.records.history import RunInfo, parse_value
 
 MAX_CELL = 40
 

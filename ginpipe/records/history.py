@@ -1,6 +1,6 @@
 """Looking back: list runs, select them by config value, tag or note, diff two runs (macros
 resolved to values, only what changed), inspect the cache. The ``runs`` table itself is
-``ginpipe/runs/table.py``.
+``ginpipe/records/table.py``.
 
 Reads only the files runs leave behind (``run.json``, ``resolved.gin``); never imports
 torch or parses configs with gin, so these commands are instant.
@@ -21,8 +21,8 @@ from ginpipe.base.errors import ConfigError, DamagedRunError, GinpipeError
 from ginpipe.base.suggest import did_you_mean
 from ginpipe.base.tables import render_table
 from ginpipe.config.gintext import GinSyntaxError, split_statements
-from ginpipe.runs import rundir
-from ginpipe.runs.labels import Labels, read_labels
+from ginpipe.layout import rundir
+from ginpipe.records.labels import Labels, read_labels
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _SIZES = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}

@@ -21,7 +21,7 @@ from typing import Any
 from ginpipe.base.atomic import atomic_write_json
 from ginpipe.base.errors import ConfigError, DamagedRunError
 from ginpipe.base.oserrors import reported
-from ginpipe.runs import rundir
+from ginpipe.layout import rundir
 
 LABELS = "labels.json"
 _TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/+-]{0,63}")

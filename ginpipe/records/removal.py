@@ -3,8 +3,9 @@ cache entries that no other run needs.
 
 A run is in use while its process holds ``RUN/.lock`` (an ``flock``, dropped by the kernel
 when the process dies) or, on this host, while the process its lock record names is alive
-(``rundir.RunLock`` writes ``pid N on HOST since ...`` and clears it on release). Every
-named run is checked before any is deleted: a refusal deletes nothing.
+(the runner's ``RunLock``, ``ginpipe/runs/rundir.py``, writes ``pid N on HOST since ...``
+and clears it on release). Every named run is checked before any is deleted: a refusal
+deletes nothing.
 
 Cache entries are shared: a run that reused a cached step names the same key as the run
 that computed it (``run.json`` tasks, ``inputs.json``). ``--cache`` deletes an entry only
@@ -30,7 +31,7 @@ from pathlib import Path
 from ginpipe.base.atomic import TMP_PREFIX
 from ginpipe.base.errors import ConfigError, RunLockedError
 from ginpipe.base.oserrors import reported
-from ginpipe.runs import rundir
+from ginpipe.layout import rundir
 
 # Keys as run.json records them (the first 16 hex digits of the cache key).
 KEY_CHARS = 16

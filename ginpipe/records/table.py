@@ -21,8 +21,8 @@ from typing import Any
 from ginpipe.base.errors import ConfigError
 from ginpipe.base.suggest import did_you_mean
 from ginpipe.base.tables import render_table
-from ginpipe.runs.differing import MAX_CELL, differing_keys, shortened
-from ginpipe.runs.history import RunInfo, list_runs, lookup, metrics_of, parse_value
+from ginpipe.records.differing import MAX_CELL, differing_keys, shortened
+from ginpipe.records.history import RunInfo, list_runs, lookup, metrics_of, parse_value
 
 BUILTIN = ("run", "status", "started", "duration", "metric", "tags", "note")
 AUTO = "auto"
@@ -259,14 +259,14 @@ def show_runs(
     plot: Path | None = None,
 ) -> tuple[str, str | None]:
     """``ginpipe runs``: select, order and format; with ``plot``, also draw the listed runs
-    side by side (``ginpipe/runs/compare.py``). The output, and what the plot wrote (for
+    side by side (``ginpipe/records/compare.py``). The output, and what the plot wrote (for
     the console, apart from a JSON or CSV output)."""
     if fmt not in FORMATS:
         raise ConfigError(f"unknown --format {fmt!r}: use {', '.join(FORMATS)}")
     found = list_runs(root, project=project, where=where)
     out = format_runs(found, columns, sort, descending, fmt)
     if plot is not None:
-        from ginpipe.runs.compare import compare_runs
+        from ginpipe.records.compare import compare_runs
 
         ordered = sort_runs(found, sort, descending) if sort else found
         return out, compare_runs([run for run in ordered if run.damage is None], plot)

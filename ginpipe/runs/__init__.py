@@ -1,4 +1,5 @@
-"""Runs: the runner, run directories, resume, provenance, ranks, history and the catalog.
+"""Runs: the runner, run directories, resume, provenance, ranks and the pipeline's graph.
 
-Above ``ginpipe.core``; beside (never importing) the task library ``ginpipe.tasks``.
+Above ``ginpipe.core``; beside (never importing) the task library ``ginpipe.tasks`` and the
+records of finished runs ``ginpipe.records``.
 """

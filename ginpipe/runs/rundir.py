@@ -1,9 +1,8 @@
-"""The run directory: its name, its files, its lock, and ``run.json``.
+"""Writing a run directory: its name, its lock, its config files and ``run.json``.
 
-``ROOT/PROJECT/NAME`` holds everything a run is: ``config.gin`` (the composed text, which
-resumes and DDP children parse again), ``resolved.gin`` (every binding, canonical),
-``overrides.txt``, ``run.json``, ``run.log``, ``operative.gin`` (written at the end), and
-what tasks put there (checkpoints, logs, metrics, plots).
+The layout and its readers (file names, ``RunDir``, ``run.json`` read back, the lock probe)
+live in ``ginpipe/layout/rundir.py``, shared with ``ginpipe.records``; they are re-exported
+here, so the runner's modules name one module for their run directory.
 """
 
 from __future__ import annotations
@@ -17,114 +16,72 @@ import json
 import os
 import socket
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from ginpipe.base.atomic import TMP_PREFIX, atomic_write_bytes, atomic_write_json, atomic_write_text
-from ginpipe.base.errors import DamagedRunError, RunDirError, RunLockedError
+from ginpipe.base.errors import RunDirError, RunLockedError
 from ginpipe.base.oserrors import path_error, reported
 from ginpipe.core.events import Observer, TaskEvent
+from ginpipe.layout.rundir import (
+    CONFIG,
+    GIT_DIFF,
+    GROUP_FILE,
+    LOCK,
+    OPERATIVE,
+    OVERRIDES,
+    RESOLVED,
+    RUN_JSON,
+    RunDir,
+    is_locked,
+    load_run_json,
+    read_run_json,
+    read_text_file,
+    root_of,
+)
 
-CONFIG = "config.gin"
-RESOLVED = "resolved.gin"
-OVERRIDES = "overrides.txt"
-OPERATIVE = "operative.gin"
-RUN_JSON = "run.json"
-LOCK = ".lock"
-GIT_DIFF = "git.diff"
-# A folder of runs inside a project (a sweep: ROOT/PROJECT/SWEEP/NAME) holds this file.
-GROUP_FILE = "sweep.json"
+# The layout's names (ginpipe/layout/rundir.py) with this module's own.
+__all__ = [
+    "CONFIG",
+    "GIT_DIFF",
+    "GROUP_FILE",
+    "LOCK",
+    "OPERATIVE",
+    "OVERRIDES",
+    "RESOLVED",
+    "RUN_JSON",
+    "RunDir",
+    "RunLock",
+    "RunRecord",
+    "check_contained",
+    "check_intact",
+    "check_no_symlinks",
+    "check_same_config",
+    "create_unique",
+    "generated_name",
+    "is_locked",
+    "load_run_json",
+    "make_run_dir",
+    "now_iso",
+    "open_nofollow",
+    "read_config_files",
+    "read_run_json",
+    "read_text_file",
+    "remove_leftovers",
+    "restore_config_files",
+    "root_of",
+    "write_config_files",
+]
 
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
 
 
-def root_of(run_dir: Path) -> Path:
-    """The root a run directory belongs to (its cache is ``ROOT/.cache``): two levels up,
-    three for a run inside a folder of runs (``ROOT/PROJECT/SWEEP/NAME``)."""
-    if (run_dir.parent / GROUP_FILE).is_file():
-        return run_dir.parent.parent.parent
-    return run_dir.parent.parent
-
-
 def generated_name(digest: str) -> str:
     """Date-time plus a short config hash: sortable, and readable in a listing."""
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{digest[:6]}"
-
-
-@dataclass(frozen=True)
-class RunDir:
-    path: Path
-
-    @property
-    def name(self) -> str:
-        return self.path.name
-
-    @property
-    def project(self) -> str:
-        return self.path.parent.name
-
-    def file(self, name: str) -> Path:
-        return self.path / name
-
-    def exists(self) -> bool:
-        return self.file(CONFIG).is_file()
-
-    def read_json(self) -> dict[str, Any]:
-        """``run.json`` ({} before the first one); ``DamagedRunError`` if it is unusable."""
-        return load_run_json(self.path)
-
-    def config_text(self) -> str:
-        return read_text_file(self.file(CONFIG))
-
-
-def read_text_file(path: Path) -> str:
-    """A run's own text file; undecodable bytes make the run damaged, not a traceback."""
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise DamagedRunError(
-            f"{path} is damaged (not UTF-8 text at byte {error.start}); "
-            "restore it, or start another --name"
-        ) from None
-    except OSError as error:
-        raise path_error(error, path, "read") from error
-
-
-def load_run_json(path: Path) -> dict[str, Any]:
-    """``path/run.json`` as a dict; {} if absent (killed before its first write)."""
-    file = path / RUN_JSON
-    try:
-        data = json.loads(file.read_bytes())
-    except FileNotFoundError:
-        return {}
-    except OSError as error:
-        raise path_error(error, file, "read") from error
-    except ValueError as error:
-        raise DamagedRunError(
-            f"{file} is damaged (not JSON: {error}); move it aside to continue the run"
-        ) from None
-    if not isinstance(data, dict):
-        raise DamagedRunError(
-            f"{file} is damaged (JSON {_json_kind(data)}, not an object); "
-            "move it aside to continue the run"
-        )
-    return data
-
-
-def _json_kind(data: Any) -> str:
-    return "null" if data is None else f"a {type(data).__name__}"
-
-
-def read_run_json(path: Path) -> dict[str, Any]:
-    """Lenient ``run.json`` for listings: {} when absent or damaged."""
-    try:
-        return load_run_json(path)
-    except (DamagedRunError, OSError, RunDirError):
-        return {}
 
 
 def check_intact(run: RunDir) -> None:
@@ -183,27 +140,6 @@ def open_nofollow(path: Path, flags: int, mode: int = 0o644) -> int:
                 "replace it with a plain file (or remove it)"
             ) from None
         raise path_error(error, path, "open") from error
-
-
-def is_locked(path: Path) -> bool:
-    """Whether a live process holds ``path/.lock``, without writing anything.
-
-    Opened read-only (never created, truncated or followed through a link); a shared
-    ``flock`` probe fails while the writer holds its exclusive lock.
-    """
-    try:
-        fd = os.open(path / LOCK, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
-    return False
 
 
 def create_unique(parent: Path, name: str) -> Path:

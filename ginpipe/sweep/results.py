@@ -223,8 +223,8 @@ def draw_plots(sweep: Sweep, found: list[Row]) -> list[Path]:
 def _compare_best(sweep: Sweep, found: list[Row]) -> list[Path]:
     """``compare.png``: the best trials' learning curves overlaid and their metric against
     each swept value, as ``ginpipe compare`` draws runs."""
-    from ginpipe.runs.compare import compare_runs, load_runs
-    from ginpipe.runs.history import metrics_of
+    from ginpipe.records.compare import compare_runs, load_runs
+    from ginpipe.records.history import metrics_of
 
     best = [r for r in found if r.value is not None][:COMPARED_TRIALS]
     dirs = [sweep.trial_dir(r.number) for r in best]

@@ -85,7 +85,7 @@ def test_notebook_code_from_before_the_layout_still_runs() -> None:
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["ginpipe.runs.runner", "ginpipe.runs.rundir"]
+    assert result.stdout.split() == ["ginpipe.runs.runner", "ginpipe.layout.rundir"]
     assert "ginpipe.runner moved to ginpipe.runs.runner" in result.stderr
 
 

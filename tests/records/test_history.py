@@ -11,7 +11,7 @@ import pytest
 
 from ginpipe.base.errors import ConfigError
 from ginpipe.core.store import ArtifactStore
-from ginpipe.runs import history
+from ginpipe.records import history
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ginpipe.runs.labels import LABELS
+from ginpipe.records.labels import LABELS
 
 
 @pytest.fixture

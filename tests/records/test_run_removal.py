@@ -13,8 +13,8 @@ import pytest
 
 from ginpipe.base.errors import EXIT_LOCKED
 from ginpipe.core.store import ArtifactStore
+from ginpipe.records.removal import in_use, needed_keys
 from ginpipe.runs import rundir
-from ginpipe.runs.removal import in_use, needed_keys
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from ginpipe.base.errors import ConfigError
-from ginpipe.runs.history import RunInfo, resolve_macros
-from ginpipe.runs.labels import Labels
-from ginpipe.runs.table import choose_columns, differing_keys, format_runs, sort_runs
+from ginpipe.records.history import RunInfo, resolve_macros
+from ginpipe.records.labels import Labels
+from ginpipe.records.table import choose_columns, differing_keys, format_runs, sort_runs
 
 
 def info(name: str, bindings: dict[str, str], metrics: dict[str, float], **record) -> RunInfo:
