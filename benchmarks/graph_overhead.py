@@ -34,7 +34,7 @@ import json, sys, tempfile, time
 from pathlib import Path
 from ginpipe.config.compose import compose
 from ginpipe.config.settings import run_settings
-from ginpipe.core.pipeline import in_graph_order, task_steps
+from ginpipe.core.steps import in_graph_order, task_steps
 from ginpipe.runs import rundir
 from ginpipe.runs.graphs import GraphRecorder
 from ginpipe.core.events import TaskEvent, TaskState

@@ -27,11 +27,20 @@ class Node(Protocol):
     """What the graph needs of a step: the state keys it reads and writes, its task and gin
     scope."""
 
-    index: int
-    spec: TaskSpec
-    scope: str
-    reads: tuple[str, ...]
-    writes: tuple[str, ...]
+    @property
+    def index(self) -> int: ...
+
+    @property
+    def spec(self) -> TaskSpec: ...
+
+    @property
+    def scope(self) -> str: ...
+
+    @property
+    def reads(self) -> tuple[str, ...]: ...
+
+    @property
+    def writes(self) -> tuple[str, ...]: ...
 
 
 N = TypeVar("N", bound=Node)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ginpipe.base.errors import UndeclaredKeyError
+from ginpipe.core.shares import Share
 from ginpipe.core.store import CACHE_DIR
 
 
@@ -79,12 +80,22 @@ class State(Mapping[str, Any]):
 
 
 class TaskView(Mapping[str, Any]):
-    """Read-only view of the state restricted to one task's declared reads."""
+    """Read-only view of the state restricted to one task's declared reads; with the run it
+    belongs to and, for an element of a job array, its share of the work."""
 
-    def __init__(self, state: State, task: str, reads: tuple[str, ...]) -> None:
+    def __init__(
+        self, state: State, task: str, reads: tuple[str, ...], share: Share | None = None
+    ) -> None:
         self._state = state
         self._task = task
         self._reads = reads
+        self._share = share
+
+    @property
+    def share(self) -> Share | None:
+        """The share of the task's work this call does (``@task(array=True)``: an element of
+        a job array); None when the call does all of it."""
+        return self._share
 
     @property
     def run(self) -> RunContext:

@@ -29,26 +29,56 @@ RESOURCES = ("cpus", "gpus")
 
 
 @dataclass(frozen=True)
+class Caching:
+    """What is kept of a task's result, and what its key covers besides its parameters."""
+
+    enabled: bool = True
+    pickle_ok: tuple[str, ...] = ()
+    run_files: tuple[tuple[str, str], ...] = ()
+    pinned: bool = False
+    uses: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RankPolicy:
+    """Which processes of a distributed run run the task."""
+
+    main_only: bool = False
+    all_ranks: bool = False
+
+
+@dataclass(frozen=True)
+class Checks:
+    """What is checked against the config before any task runs."""
+
+    hints: tuple[tuple[str, str], ...] = ()
+    check: Callable[[], None] | None = None
+    metrics: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What the task needs to run, and its default place: the config's ``executors``
+    overrides ``executor`` (``ginpipe/core/placement.py``)."""
+
+    resources: tuple[tuple[str, float], ...] = ()
+    executor: str = ""
+    array: bool = False
+
+
+@dataclass(frozen=True)
 class TaskSpec:
-    """What the runner knows about a task besides its parameters."""
+    """What the runner knows about a task besides its parameters: its data, and its options
+    in four small records."""
 
     name: str
     fn: Callable[..., Any]
     reads: tuple[str, ...]
     writes: tuple[str, ...]
-    cache: bool = True
-    main_only: bool = False
-    all_ranks: bool = False
-    pinned: bool = False
-    run_files: tuple[tuple[str, str], ...] = ()
-    pickle_ok: tuple[str, ...] = ()
-    hints: tuple[tuple[str, str], ...] = ()
-    uses: tuple[str, ...] = ()
-    check: Callable[[], None] | None = None
-    metrics: tuple[str, ...] = ()
-    resources: tuple[tuple[str, float], ...] = ()
-    executor: str = ""
-    array: bool = False
+    caching: Caching = Caching()
+    ranks: RankPolicy = RankPolicy()
+    checks: Checks = Checks()
+    needs: Needs = Needs()
 
     @property
     def qualname(self) -> str:
@@ -107,13 +137,13 @@ def task(
         resources: what the task needs to run (``{"cpus": 2, "gpus": 1}``): under
             ``ginpipe run --jobs N`` a task that declares CPU or GPU work runs in a process
             of its own, alongside independent tasks, each GPU task on its own device
-            (``ginpipe/core/parallel.py``).
-        executor: ``"slurm"`` (or ``"local"``: submitit's local executor) to run the task
-            as a submitit job on the run's shared file system, the rest of the graph
-            waiting for it; the config may send any task there instead
-            (``executors.tasks``, ``ginpipe/config/executors.py``).
+            (``ginpipe/core/processes.py``).
+        executor: the task's default place: ``"slurm"`` (or ``"local"``: submitit's local
+            executor) runs it as a submitit job on the run's shared file system, the rest of
+            the graph waiting for it. The config decides: ``executors.tasks`` overrides this
+            default for any task (``ginpipe/config/executors.py``).
         array: the task can split its work over a job array (``executors.array``): each
-            job runs it with its share (``ginpipe.tasks.engine.current_share``) and caches
+            job runs it with its share (``state.share`` in the task) and caches
             what it computed itself; the task then runs once more here to gather it.
         name, module: the gin name (defaults: the function name and its module).
     """
@@ -122,7 +152,7 @@ def task(
     for path, mode in kept:
         if mode not in RUN_FILE_MODES or Path(path).is_absolute() or ".." in Path(path).parts:
             raise ValueError(f"run_files: {path!r}: {mode!r} must be link or copy, path relative")
-    needs = tuple(check_resources(resources or {}, "resources").items())
+    resources_needed = tuple(check_resources(resources or {}, "resources").items())
     if executor and executor not in EXECUTORS:
         raise ValueError(f"executor: {executor!r} is not one of {', '.join(EXECUTORS)}")
     unknown = set(pickle_ok) - set(writes)
@@ -135,19 +165,10 @@ def task(
             fn=fn,
             reads=reads,
             writes=writes,
-            cache=cache,
-            main_only=main_only,
-            all_ranks=all_ranks,
-            pinned=pinned,
-            run_files=kept,
-            pickle_ok=pickle_ok,
-            hints=tuple((hints or {}).items()),
-            uses=tuple(uses),
-            check=check,
-            metrics=tuple(metrics),
-            resources=needs,
-            executor=executor,
-            array=array,
+            caching=Caching(cache, pickle_ok, kept, pinned, tuple(uses)),
+            ranks=RankPolicy(main_only, all_ranks),
+            checks=Checks(tuple((hints or {}).items()), check, tuple(metrics)),
+            needs=Needs(resources_needed, executor, array),
         )
         wrapper = gin.configurable(name or fn.__name__, module=module)(fn)
         setattr(wrapper, SPEC_ATTR, spec)
@@ -202,5 +223,6 @@ def pin_inputs(task_fn: Callable[..., Any]) -> Callable[..., Any]:
     spec = getattr(task_fn, SPEC_ATTR, None)
     if spec is None:
         raise TypeError(f"pin_inputs: {task_fn!r} is not a @task; declare @task(pinned=True)")
-    setattr(task_fn, SPEC_ATTR, dataclasses.replace(spec, pinned=True))
+    pinned = dataclasses.replace(spec.caching, pinned=True)
+    setattr(task_fn, SPEC_ATTR, dataclasses.replace(spec, caching=pinned))
     return task_fn

@@ -8,7 +8,7 @@ to the raw items, which is what ``predict`` on the same items from a file does.
 
 A model of one branch of a run (``RUN/resnet/model``, ``predict RUN --model resnet``) reads
 the split its nested pipeline read: the branch's own ``dataset`` and ``splits`` if its tasks
-write them, else the run's (``ginpipe/core/pipeline.py``, ``resolve_keys``).
+write them, else the run's (``ginpipe/core/steps.py``, ``resolve_keys``).
 """
 
 from __future__ import annotations
@@ -60,7 +60,10 @@ def _data_state(run_dir: Path, branch: str = "") -> tuple[Any, tuple[str, str]]:
     from ginpipe.config.compose import compose_text
     from ginpipe.config.settings import run_settings
     from ginpipe.core.events import Events
-    from ginpipe.core.pipeline import Pipeline, in_graph_order, plan, task_steps
+    from ginpipe.core.pipeline import Pipeline
+    from ginpipe.core.plan import plan
+    from ginpipe.core.schedule import execute
+    from ginpipe.core.steps import in_graph_order, task_steps
     from ginpipe.core.state import RunContext
 
     run = rundir.RunDir(run_dir)
@@ -80,12 +83,10 @@ def _data_state(run_dir: Path, branch: str = "") -> tuple[Any, tuple[str, str]]:
         where = f"the tasks of {run_dir}" + (f" for '{branch}'" if branch else "")
         raise ConfigError(f"{where} write no 'dataset' and 'splits' to read from")
     store = ReadOnlyStore(rundir.root_of(run_dir) / CACHE_DIR)
-    needed = _needed(plan(steps, store), set(keys))
-    for index, step in enumerate(needed):
-        step.index = index
+    needed = [s.numbered(i) for i, s in enumerate(_needed(plan(steps, store), set(keys)))]
     context = RunContext(run_dir, run.name, run.project)
     logger.info(f"reading the splits of {run_dir}" + (f" for '{branch}'" if branch else ""))
-    state = Pipeline(needed, store=store, run=context, events=Events([])).execute()
+    state = execute(Pipeline(needed, store=store, run=context, events=Events([])))
     return state, keys
 
 

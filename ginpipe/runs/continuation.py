@@ -19,30 +19,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any, Protocol
+
 
 from ginpipe.base.atomic import atomic_write_json, atomic_write_text
 from ginpipe.base.errors import RunDirError
 from ginpipe.config import operative
 from ginpipe.core.events import Observer, TaskEvent
+from ginpipe.core.plan import PlannedStep
 from ginpipe.runs import rundir
 
 INPUTS = "inputs.json"
 
 
-class PlannedStep(Protocol):
-    """The parts of ``ginpipe.core.pipeline.Step`` these rules read."""
-
-    index: int
-    inputs: dict[str, str]
-    selector: str
-
-    @property
-    def spec(self) -> Any: ...
-
-
 def is_pinned(step: PlannedStep) -> bool:
-    return bool(step.spec.pinned)
+    return bool(step.spec.caching.pinned)
 
 
 def recorded_inputs(run: rundir.RunDir) -> dict[str, dict[str, str]]:

@@ -16,9 +16,10 @@ from typing import Any
 
 from ginpipe.base.atomic import atomic_write_json, atomic_write_text
 from ginpipe.base.errors import ConfigError
-from ginpipe.core import graph, submission
+from ginpipe.core import graph
 from ginpipe.core.events import Observer, TaskEvent, TaskState
-from ginpipe.core.pipeline import Step
+from ginpipe.core.plan import JobPlacement, PlannedStep
+from ginpipe.core.steps import Step
 from ginpipe.plots.graph import Box, Picture, mermaid
 from ginpipe.runs import rundir
 
@@ -34,27 +35,26 @@ SHOWN = {
 }
 
 
-def boxes_of(steps: Sequence[Step]) -> list[Box]:
+def boxes_of(steps: Sequence[Step] | Sequence[PlannedStep]) -> list[Box]:
     """One box per planned step, in the order they run."""
     return [Box(graph.label(s), s.reads, s.writes) for s in steps]
 
 
-def plan_text(steps: Sequence[Step]) -> list[str]:
+def plan_text(steps: Sequence[PlannedStep]) -> list[str]:
     """The plan as lines: each task, what it waits for and the keys it reads and writes."""
     writer = {key: graph.label(s) for s in steps for key in s.writes}
-    placed = submission.placements(steps)
     lines = []
     for step in steps:
         after = sorted({writer[k] for k in step.reads if k in writer})
         lines.append(
             f"  {step.index + 1}. {graph.label(step):<20} {step.action:<7} ({step.reason})  "
             f"after: {', '.join(after) or '-'}  reads: {', '.join(step.reads) or '-'}  "
-            f"writes: {', '.join(step.writes) or '-'}{_where(placed.get(step.index))}"
+            f"writes: {', '.join(step.writes) or '-'}{_where(step.job)}"
         )
     return lines
 
 
-def _where(placement: submission.Placement | None) -> str:
+def _where(placement: JobPlacement | None) -> str:
     """Where a task sent to a job scheduler runs; nothing for one run here."""
     if placement is None:
         return ""
@@ -65,7 +65,7 @@ def _where(placement: submission.Placement | None) -> str:
 class GraphRecorder(Observer):
     """Collects each task's outcome; at the end of the run writes the run's graph."""
 
-    def __init__(self, run: rundir.RunDir, steps: Sequence[Step]) -> None:
+    def __init__(self, run: rundir.RunDir, steps: Sequence[PlannedStep]) -> None:
         self.run = run
         self.boxes = boxes_of(steps)
         self.by_index = {step.index: box for step, box in zip(steps, self.boxes, strict=True)}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ginpipe.config.compose import Composition
 from ginpipe.config.settings import RunSettings
-from ginpipe.core.pipeline import Step
+from ginpipe.core.steps import Step
 
 
 @dataclass
@@ -34,7 +34,7 @@ class RunRequest:
     stop: list[str] = field(default_factory=list)
     only: list[str] = field(default_factory=list)
     inputs_from: Path | None = None
-    # Tasks at once (``ginpipe/core/parallel.py``); 1 runs them one after another.
+    # Tasks at once (``ginpipe/core/schedule.py``); 1 runs them one after another.
     jobs: int = 1
     argv: list[str] = field(default_factory=lambda: list(sys.argv))
     # When the run was asked for (time.monotonic): its duration counts composing the config and

@@ -22,7 +22,7 @@ from ginpipe.base.atomic import atomic_write_text
 from ginpipe.base.errors import ConfigError, GinpipeError
 from ginpipe.config.compose import Composition
 from ginpipe.core.events import Events
-from ginpipe.core.pipeline import Step
+from ginpipe.core.plan import PlannedStep
 from ginpipe.core.store import ArtifactStore
 from ginpipe.runs import continuation, distributed, rundir
 from ginpipe.runs.graphs import GraphRecorder
@@ -79,7 +79,7 @@ class RankRole(ABC):
 
     @abstractmethod
     def leaves_as_it_is(
-        self, run: rundir.RunDir, request: RunRequest, prepared: Prepared, steps: list[Step]
+        self, run: rundir.RunDir, request: RunRequest, prepared: Prepared, steps: list[PlannedStep]
     ) -> bool:
         """Whether an existing run is complete with this config, so nothing is done."""
 
@@ -95,7 +95,7 @@ class RankRole(ABC):
 
     @abstractmethod
     def observe(
-        self, run: rundir.RunDir, request: RunRequest, prepared: Prepared, steps: list[Step]
+        self, run: rundir.RunDir, request: RunRequest, prepared: Prepared, steps: list[PlannedStep]
     ) -> Observed:
         """The observers of this run in this process."""
 
@@ -122,7 +122,7 @@ class MainRank(RankRole):
         return Path(create())
 
     def leaves_as_it_is(
-        self, run: rundir.RunDir, request: RunRequest, prepared: Prepared, steps: list[Step]
+        self, run: rundir.RunDir, request: RunRequest, prepared: Prepared, steps: list[PlannedStep]
     ) -> bool:
         if not run.exists():
             return False
@@ -159,7 +159,7 @@ class MainRank(RankRole):
             lock.release()
 
     def observe(
-        self, run: rundir.RunDir, request: RunRequest, prepared: Prepared, steps: list[Step]
+        self, run: rundir.RunDir, request: RunRequest, prepared: Prepared, steps: list[PlannedStep]
     ) -> Observed:
         record = _open_record(run, request, prepared, self.ranks)
         pinned = continuation.InputsRecorder(run, steps)
@@ -191,7 +191,7 @@ class OtherRank(RankRole):
         )
 
     def leaves_as_it_is(
-        self, run: rundir.RunDir, request: RunRequest, prepared: Prepared, steps: list[Step]
+        self, run: rundir.RunDir, request: RunRequest, prepared: Prepared, steps: list[PlannedStep]
     ) -> bool:
         return False
 
@@ -209,7 +209,7 @@ class OtherRank(RankRole):
         yield
 
     def observe(
-        self, run: rundir.RunDir, request: RunRequest, prepared: Prepared, steps: list[Step]
+        self, run: rundir.RunDir, request: RunRequest, prepared: Prepared, steps: list[PlannedStep]
     ) -> Observed:
         return Observed([])
 

@@ -7,7 +7,7 @@ runs and before anything in an existing run directory is touched.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import partial
@@ -23,17 +23,16 @@ from ginpipe.config import checks, ginapi, operative, prestart
 from ginpipe.config.compose import MOD_SOURCE, Composition, bind_run_macros, compose, compose_text
 from ginpipe.config.executors import SELECTOR as EXECUTORS
 from ginpipe.config.settings import RUN, run_settings
-from ginpipe.core import parallel, submission
+from ginpipe.core import placement, schedule
 from ginpipe.core.events import Events, TaskState, check_observer
-from ginpipe.core.pipeline import (
-    Pipeline,
-    Selection,
+from ginpipe.core.pipeline import Pipeline
+from ginpipe.core.plan import PlannedStep, Selection, plan
+from ginpipe.core.steps import (
     Step,
     check_main_metric,
     check_required,
     check_tasks,
-    check_wiring,
-    plan,
+    in_graph_order,
     task_steps,
 )
 from ginpipe.core.state import RunContext
@@ -80,14 +79,14 @@ def _compose_and_check(
     settings = run_settings()
     steps = task_steps(settings.tasks)
     sources = composition.sources
-    steps = check_wiring(steps)
+    steps = in_graph_order(steps)
     check_required(steps)
     checks.check_values(sources)
     reached = _reached(steps)
     checks.check_requirements(reached, sources)
     with _located(sources):
         check_tasks(steps)
-        submission.placements(steps)
+        placement.job_placements(steps)
         if ginapi.is_bound(RUN, "main_metric", {""}):
             check_main_metric(steps, settings.report_key, settings.main_metric)
     for observer in settings.observers:
@@ -108,7 +107,9 @@ def _located(sources: list[Any]) -> Iterator[None]:
         raise ConfigError(f"{source.where}: {e}") from e
 
 
-def _reached(steps: list[Step], unused: dict[str, set[str]] | None = None) -> set[str]:
+def _reached(
+    steps: Sequence[Step | PlannedStep], unused: dict[str, set[str]] | None = None
+) -> set[str]:
     """Selectors the pipeline reaches: the tasks and observers of ``run``, everything their
     bindings reference (macros followed), and what tasks declare they build themselves
     (``uses``). ``unused``: parameters tasks said they did not use, not followed."""
@@ -117,7 +118,7 @@ def _reached(steps: list[Step], unused: dict[str, set[str]] | None = None) -> se
         roots.append(ginapi.query("ginpipe.run.observers"))
     reached = ginapi.referenced_selectors(roots, unused)
     for step in steps:
-        for used in step.spec.uses:
+        for used in step.spec.caching.uses:
             found = ginapi.find(used)
             if found is not None:
                 reached |= {found.selector} | ginapi.referenced_selectors(
@@ -126,7 +127,7 @@ def _reached(steps: list[Step], unused: dict[str, set[str]] | None = None) -> se
     return reached
 
 
-def _operative(steps: list[Step], unused: dict[str, set[str]]) -> str:
+def _operative(steps: list[PlannedStep], unused: dict[str, set[str]]) -> str:
     """What ran: gin's operative config plus what ginpipe built without gin's wrappers
     (``ginpipe/config/operative.py``)."""
     reached = _reached(steps, unused)
@@ -216,7 +217,7 @@ def _prepare_and_run(request: RunRequest, role: RankRole) -> RunOutcome:
     store.check_usable()
     steps = _plan(request, prepared, store, role)
     if request.jobs != 1:
-        parallel.check_fits(steps, request.jobs)
+        placement.check_fits(steps, request.jobs)
     path = run_path(request, prepared.composition, role.ranks)
     if bind_run_macros(path.resolve()):  # keys of tasks that use %RUN_DIR depend on it
         steps = _plan(request, prepared, store, role)
@@ -232,11 +233,11 @@ def _prepare_and_run(request: RunRequest, role: RankRole) -> RunOutcome:
 
 
 def _check_jobs_take_no_borrowed_inputs(request: RunRequest, steps: list[Step]) -> None:
-    """A job composes and plans the run's config itself (``ginpipe/core/submission.py``), so
+    """A job composes and plans the run's config itself (``ginpipe/core/job_main.py``), so
     it cannot see inputs borrowed from another run: refused before work."""
     if request.inputs_from is None:
         return
-    sent = sorted(steps[i].name for i in submission.placements(steps))
+    sent = sorted(steps[i].name for i in placement.job_placements(steps))
     if sent:
         raise ConfigError(
             f"--inputs-from cannot feed a task sent to a job scheduler ({', '.join(sent)}: "
@@ -246,9 +247,10 @@ def _check_jobs_take_no_borrowed_inputs(request: RunRequest, steps: list[Step]) 
 
 def _plan(
     request: RunRequest, prepared: Prepared, store: ArtifactStore, role: RankRole
-) -> list[Step]:
-    """Each task's cache key and action (run, reuse, or wait for rank 0's result)."""
-    return plan(
+) -> list[PlannedStep]:
+    """Each task's cache key and action (run, reuse, or wait for rank 0's result), and
+    where the tasks that run are executed."""
+    planned = plan(
         prepared.steps,
         store,
         rerun=request.rerun,
@@ -256,6 +258,7 @@ def _plan(
         is_main=role.is_main,
         selection=selection(request),
     )
+    return placement.place(planned, request.jobs, role.ranks.world_size)
 
 
 def selection(request: RunRequest) -> Selection | None:
@@ -283,7 +286,7 @@ def _run_pipeline(
     run: rundir.RunDir,
     request: RunRequest,
     prepared: Prepared,
-    steps: list[Step],
+    steps: list[PlannedStep],
     store: ArtifactStore,
     role: RankRole,
 ) -> int:
@@ -317,7 +320,7 @@ def _run_pipeline(
 
 def _run_steps(
     run: rundir.RunDir,
-    steps: list[Step],
+    steps: list[PlannedStep],
     store: ArtifactStore,
     ranks: distributed.Ranks,
     events: Events,
@@ -329,14 +332,17 @@ def _run_steps(
     )
     with signals_raise_interrupted():
         events.emit("on_run_start", {"dir": str(run.path), "name": run.name})
-        pipeline = Pipeline(steps, store=store, run=context, events=events)
-        if ranks.world_size > 1:
-            pipeline.rank0_failure = distributed.rank0_failure
-        if jobs > 1 or submission.placements(steps):
-            if ranks.world_size == 1:
-                return parallel.execute(pipeline, jobs)
+        several = ranks.world_size > 1
+        pipeline = Pipeline(
+            steps,
+            store=store,
+            run=context,
+            events=events,
+            rank0_failure=distributed.rank0_failure if several else lambda: None,
+        )
+        if several and (jobs > 1 or any(s.job for s in steps)):
             logger.warning(f"--jobs {jobs}, executors: ignored under {ranks.world_size} ranks")
-        return pipeline.execute()
+        return schedule.execute(pipeline, jobs)
 
 
 def _report(state: Any, key: str) -> dict[str, float] | None:
@@ -348,7 +354,7 @@ def _report(state: Any, key: str) -> dict[str, float] | None:
     return {k: float(v) for k, v in value.items() if isinstance(v, (int, float))}
 
 
-def print_plan(path: Path, steps: list[Step]) -> None:
+def print_plan(path: Path, steps: list[PlannedStep]) -> None:
     """What ``--dry-run`` shows: the run directory and, per task, run or reuse, and the
     tasks it waits for (``ginpipe graph`` draws the same plan)."""
     print(f"run directory: {path}")

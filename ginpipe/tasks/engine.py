@@ -23,17 +23,17 @@ from ginpipe.config import prestart
 from ginpipe.config.bindings import selector_of
 from ginpipe.core import codecs
 from ginpipe.core.fingerprint import code_fingerprint, library_versions
-from ginpipe.core.shares import current_share
+from ginpipe.core.shares import Share
 
 __all__ = [
     "TMP_PREFIX",
+    "Share",
     "atomic_path",
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",
     "code_fingerprint",
     "codecs",
-    "current_share",
     "file_sha256",
     "fsync_dir",
     "is_temp",

@@ -27,7 +27,6 @@ from ginpipe.tasks.data import audio_features, callables
 from ginpipe.tasks.data.decoders import ImageDecoder
 from ginpipe.tasks.data.extraction import Context, extract, extract_share, feature_key
 from ginpipe.tasks.data.shards import VerifyMode
-from ginpipe.tasks.engine import current_share
 from ginpipe.tasks.split import SPLIT_NAMES
 
 # Beside the artifact store: ROOT/.cache/features/<feature key>/ (RunContext.cache_dir)
@@ -79,7 +78,7 @@ def extract_features(
         progress: show a progress bar while computing.
 
     Sent to a cluster as a job array (``executors.array = {'extract_features': 4}``,
-    ``ginpipe/core/submission.py``), each element computes and commits only its share of
+    ``ginpipe/core/jobs.py``), each element computes and commits only its share of
     the shards and returns ``{"kind": "share", "computed": n}``, which nothing stores;
     the run then calls this task once more, which finds every shard done and assembles
     ``data``.
@@ -100,7 +99,7 @@ def extract_features(
     table = dataset["table"]
     rows = np.unique(np.concatenate([np.asarray(splits[name], np.int64) for name in SPLIT_NAMES]))
     paths = table["path"].to_numpy()[rows]  # object array: no per-item copy of the strings
-    share = current_share()
+    share = state.share
     if share is not None:
         computed = extract_share(
             paths,

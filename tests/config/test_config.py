@@ -12,7 +12,7 @@ import pytest
 from ginpipe.base.errors import ConfigError, WiringError
 from ginpipe.config.compose import compose, compose_text
 from ginpipe.config.settings import run_settings
-from ginpipe.core.pipeline import task_steps
+from ginpipe.core.steps import task_steps
 from ginpipe.runs.runner import RunRequest, prepare
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from ginpipe.core import fingerprint
-from ginpipe.core.pipeline import plan
+from ginpipe.core.plan import plan
 from ginpipe.runs.request import RunRequest
 from ginpipe.runs.runner import prepare
 

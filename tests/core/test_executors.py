@@ -137,7 +137,7 @@ def test_inputs_borrowed_from_another_run_cannot_feed_a_job(toy_project, cli) ->
 def test_under_a_faked_slurm_environment_the_job_runs_as_sbatch_would(
     toy_project, cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ginpipe.core import submission
+    from ginpipe.core import jobs
 
     # a login node: sbatch on the PATH (never called: submitit's local executor runs the
     # job here), the job sees the variables of an allocation
@@ -146,7 +146,7 @@ def test_under_a_faked_slurm_environment_the_job_runs_as_sbatch_would(
     (bin_dir / "sbatch").write_text("#!/bin/sh\nexit 1\n")
     (bin_dir / "sbatch").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setitem(submission.CLUSTERS, "slurm", "local")
+    monkeypatch.setitem(jobs.CLUSTERS, "slurm", "local")
     for name, value in {"SLURM_JOB_ID": "4243", "SLURM_ARRAY_JOB_ID": "4242"}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("PYTHONPATH", environment()["PYTHONPATH"])

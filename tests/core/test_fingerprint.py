@@ -18,7 +18,8 @@ import toytasks
 from ginpipe.config.compose import compose, compose_text
 from ginpipe.config.settings import run_settings
 from ginpipe.core import fingerprint
-from ginpipe.core.pipeline import plan, task_steps
+from ginpipe.core.plan import plan
+from ginpipe.core.steps import task_steps
 
 SHIFT = """\
 import toytasks

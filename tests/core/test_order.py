@@ -71,7 +71,8 @@ def test_shipped_pipelines_keep_the_keys_of_list_order(model: str) -> None:
     from ginpipe.config.compose import compose
     from ginpipe.config.settings import run_settings
     from ginpipe.core import fingerprint
-    from ginpipe.core.pipeline import plan, task_steps
+    from ginpipe.core.plan import plan
+    from ginpipe.core.steps import task_steps
 
     compose(["base", model], [])
     steps = task_steps(run_settings().tasks)
@@ -79,7 +80,9 @@ def test_shipped_pipelines_keep_the_keys_of_list_order(model: str) -> None:
     listed = []
     for step in steps:
         inputs = {k: artifact[k] for k in step.spec.reads}
-        key = fingerprint.task_key(step.selector, step.spec.fn, step.scope, inputs, step.spec.uses)
+        key = fingerprint.task_key(
+            step.selector, step.spec.fn, step.scope, inputs, step.spec.caching.uses
+        )
         artifact.update({name: fingerprint.artifact_key(key, name) for name in step.spec.writes})
         listed.append((step.spec.name, key))
     assert [(s.name, s.key) for s in plan(steps, None)] == listed
