@@ -21,7 +21,7 @@ from torch.utils.data import Dataset
 
 from ginpipe.base.errors import DataError
 from ginpipe.inference.inputs import Items
-from ginpipe.inference.predictor import Predictor, _check_finite
+from ginpipe.inference.predictor import Predictor, check_finite
 from ginpipe.tasks.data import callables
 from ginpipe.tasks.data.decoded_files import DecodedFileDataset
 
@@ -48,7 +48,7 @@ def request_inputs(predictor: Predictor, items: Items) -> np.ndarray:
         return np.stack(decoded)
     assert items.raw is not None
     raw = np.asarray(items.raw, dtype=np.float32)
-    _check_finite(raw, items.identifiers)
+    check_finite(raw, items.identifiers)
     if predictor.decoded is not None:  # computed features of a decoded-files run
         return np.asarray(predictor.normalized(raw), dtype=np.float32)
     if predictor.features is None:

@@ -92,7 +92,7 @@ class Predictor:
             raise DataError("this run's feature preprocessing was not saved; it cannot predict")
         for start in range(0, len(items), batch_size):
             raw = np.asarray(items.raw[start : start + batch_size], dtype=np.float32)
-            _check_finite(raw, items.identifiers[start : start + batch_size])
+            check_finite(raw, items.identifiers[start : start + batch_size])
             yield (
                 items.identifiers[start : start + batch_size],
                 self.probabilities(self._from_raw(raw)),
@@ -236,7 +236,7 @@ def progress(total: int, enabled: bool | None = None) -> Any:
     return tqdm(total=total, unit="item", disable=not show, file=sys.stderr, dynamic_ncols=True)
 
 
-def _check_finite(raw: np.ndarray, identifiers: np.ndarray) -> None:
+def check_finite(raw: np.ndarray, identifiers: np.ndarray) -> None:
     """NaN in, NaN out: every class's probability NaN and class 0 "predicted". Training
     refuses such rows; so does prediction, naming the first one."""
     finite = np.isfinite(raw.reshape(len(raw), -1)).all(axis=1)
