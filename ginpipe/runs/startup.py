@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 from ginpipe.base.errors import EXIT_INTERRUPTED, GinpipeError, TaskFailed
+from ginpipe.base.workdir import make_cwd_importable
 
 T = TypeVar("T")
 
@@ -83,7 +84,7 @@ def process_main(
         interrupted_exit: the exit code of a Ctrl-C that reaches the top, printed as
             ``interrupted``; None leaves it to Python.
     """
-    _make_cwd_importable()
+    make_cwd_importable()
     if console_rank is not None:
         from ginpipe.runs.log import setup_console
 
@@ -109,11 +110,3 @@ def _quiet_exit_on_ctrl_c() -> None:
     an atexit hook. It ends the process at once instead, with Ctrl-C's exit code."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, lambda signum, frame: os._exit(EXIT_INTERRUPTED))
-
-
-def _make_cwd_importable() -> None:
-    """As with ``python -m``: a config's ``import mytasks`` or ``@mymodels.Net`` finds the
-    user's own modules in the working directory without PYTHONPATH."""
-    cwd = os.getcwd()
-    if cwd not in sys.path and "" not in sys.path:
-        sys.path.insert(0, cwd)

@@ -25,6 +25,7 @@ from ginpipe.base.errors import (
     ConfigError,
     GinpipeError,
 )
+from ginpipe.base.workdir import work_in
 from ginpipe.config import ginapi
 from ginpipe.config.bindings import bound_value
 from ginpipe.runs.runner import RunRequest, default_project, prepare
@@ -339,10 +340,7 @@ class TrialJob:
         from ginpipe.runs.log import setup_console
 
         setup_console(False, 0)
-        if self.cwd and Path(self.cwd).is_dir():
-            os.chdir(self.cwd)
-            if self.cwd not in sys.path:
-                sys.path.insert(0, self.cwd)
+        work_in(self.cwd)
         code = run_worker(Path(sweep_dir), max_trials=1)
         sweep = definition.load(Path(sweep_dir))
         if all_done(sweep):
