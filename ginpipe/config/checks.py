@@ -15,7 +15,9 @@ the configurable, after the data steps:
   extra that installs it when ginpipe has one.
 
 Registrations are made by the modules that define or use the callables, when a config
-imports them; nothing here imports a library.
+imports them; nothing here imports a library. The two tables they fill are lookup tables of
+the code, not of a run: like gin's own registry, an entry is written once when its module is
+imported and read by every config after it, and no run, test or command changes one.
 """
 
 from __future__ import annotations
