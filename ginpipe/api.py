@@ -50,13 +50,16 @@ def run(
     group: str | None = None,
     use_cache: bool = True,
     rerun: Sequence[str] | str = (),
+    attached: Sequence[Any] = (),
 ) -> Any:
     """Run a pipeline in this process, as ``ginpipe run`` does; returns the finished run
     (``ginpipe.load_run`` of its directory: ``.dir``, ``.status``, ``.metrics``, ...).
 
     An interrupted run (Ctrl-C) comes back with ``status == "interrupted"``: continue it with
     ``ginpipe.resume(run.dir)``. ``group`` puts the run in a folder of runs inside the
-    project (``ROOT/PROJECT/GROUP/NAME``, as a sweep's trials are).
+    project (``ROOT/PROJECT/GROUP/NAME``, as a sweep's trials are). ``attached``: objects
+    the run's tasks may find in their ``state.run.attached`` (a sweep hands its trial to the
+    pruning callback this way, ginpipe/sweep/pruning.py).
     """
     files, mod_list = _texts(configs), _texts(mods)
     request = RunRequest(
@@ -69,17 +72,22 @@ def run(
         use_cache=use_cache,
         rerun=_texts(rerun),
         argv=["ginpipe.run", *files, *(f"--mod={m}" for m in mod_list)],
+        attached=tuple(attached),
     )
     return _execute(request)
 
 
-def resume(run_dir: str | Path, mods: Sequence[str] | str = ()) -> Any:
-    """Continue a run in its own directory, as ``ginpipe resume`` does."""
+def resume(
+    run_dir: str | Path, mods: Sequence[str] | str = (), *, attached: Sequence[Any] = ()
+) -> Any:
+    """Continue a run in its own directory, as ``ginpipe resume`` does (``attached``: as
+    for ``run``)."""
     mod_list = _texts(mods)
     request = RunRequest(
         mods=mod_list,
         resume=Path(run_dir),
         argv=["ginpipe.resume", str(run_dir), *(f"--mod={m}" for m in mod_list)],
+        attached=tuple(attached),
     )
     return _execute(request)
 

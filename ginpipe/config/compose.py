@@ -86,7 +86,7 @@ def compose(
     """Read ``files`` (local paths or shipped config names) and ``mods``, then apply them.
 
     ``on_read`` gets the names the config uses once it is read, before anything it names is
-    imported (a run starts its helper processes then: ``ginpipe/config/prestart.py``)."""
+    imported (a run starts its helper processes then: ``ginpipe/base/prestart.py``)."""
     if not files:
         raise ConfigError("no config given, e.g. ginpipe run base models/resnet")
     reader = _Reader([Path(p) for p in search_paths])

@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ginpipe.base.errors import UndeclaredKeyError
 from ginpipe.core.shares import Share
 from ginpipe.core.store import CACHE_DIR
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,13 @@ class RunContext:
     world_size: int = 1
     # ROOT, whose .cache the run shares (None outside the runner: ROOT is dir/../..).
     root: Path | None = None
+    # What the run hands its tasks' helpers (a callback, a logger): its observers in this
+    # process and what its caller attached (a sweep's trial, ginpipe/sweep/pruning.py).
+    attached: tuple[Any, ...] = ()
+
+    def attached_of(self, kind: type[T]) -> T | None:
+        """The first attached object of type ``kind``; None if the run has none."""
+        return next((a for a in self.attached if isinstance(a, kind)), None)
 
     @property
     def is_main(self) -> bool:

@@ -10,6 +10,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ginpipe.config.compose import Composition
 from ginpipe.config.settings import RunSettings
@@ -40,6 +41,8 @@ class RunRequest:
     # When the run was asked for (time.monotonic): its duration counts composing the config and
     # importing what it names, not only the tasks.
     requested_at: float = field(default_factory=time.monotonic)
+    # Objects the caller hands the run's tasks (``RunContext.attached``): a sweep's trial.
+    attached: tuple[Any, ...] = ()
 
     @property
     def partial(self) -> bool:

@@ -18,8 +18,9 @@ from loguru import logger
 
 from ginpipe.base.errors import EXIT_OK, ConfigError, GinpipeError, Interrupted, TaskFailed
 from ginpipe.base.oserrors import check_component, path_error
+from ginpipe.base.prestart import Prestarted
 from ginpipe.base.signals import signals_raise_interrupted
-from ginpipe.config import checks, ginapi, operative, prestart
+from ginpipe.config import checks, ginapi, operative
 from ginpipe.config.compose import MOD_SOURCE, Composition, bind_run_macros, compose, compose_text
 from ginpipe.config.executors import SELECTOR as EXECUTORS
 from ginpipe.config.settings import RUN, run_settings
@@ -27,6 +28,7 @@ from ginpipe.core import placement, schedule
 from ginpipe.core.events import Events, TaskState, check_observer
 from ginpipe.core.pipeline import Pipeline
 from ginpipe.core.plan import PlannedStep, Selection, plan
+from ginpipe.core.state import RunContext
 from ginpipe.core.steps import (
     Step,
     check_main_metric,
@@ -35,7 +37,6 @@ from ginpipe.core.steps import (
     in_graph_order,
     task_steps,
 )
-from ginpipe.core.state import RunContext
 from ginpipe.core.store import CACHE_DIR, ArtifactStore
 from ginpipe.runs import distributed, rundir, startup
 from ginpipe.runs.graphs import plan_text
@@ -50,13 +51,24 @@ def default_project() -> str:
     return "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
 
 
-def prepare(request: RunRequest, *, helpers: bool = False) -> Prepared:
-    """Compose and validate the config; nothing is written. With ``helpers``, the helper
-    processes the config's observers want start as soon as it is read
-    (``ginpipe/config/prestart.py``)."""
-    on_read = prestart.start if helpers else None
+def prepare(request: RunRequest, *, helpers: Prestarted | None = None) -> Prepared:
+    """Compose and validate the config; nothing is written. With ``helpers`` (the run's), the
+    helper processes the config's observers want start as soon as it is read, and those
+    observers are handed them (``ginpipe/base/prestart.py``)."""
+    on_read = helpers.start if helpers is not None else None
     with startup.importing():  # where the modules a config names are imported
-        return _compose_and_check(request, on_read)
+        prepared = _compose_and_check(request, on_read)
+    if helpers is not None:
+        _hand_helpers(prepared.settings.observers, helpers)
+    return prepared
+
+
+def _hand_helpers(observers: list[Any], helpers: Prestarted) -> None:
+    """An observer that works through a helper process says so with a ``helpers`` attribute
+    (``MlflowTracker``); it takes its process from the run's."""
+    for observer in observers:
+        if hasattr(observer, "helpers"):
+            observer.helpers = helpers
 
 
 def _compose_and_check(
@@ -201,14 +213,15 @@ def execute_run(request: RunRequest) -> RunOutcome:
 
 
 def _execute(request: RunRequest, role: RankRole) -> RunOutcome:
+    helpers = Prestarted()
     try:
-        return _prepare_and_run(request, role)
+        return _prepare_and_run(request, role, helpers)
     finally:
-        prestart.discard()  # the helpers no observer took (a refused or finished run)
+        helpers.discard()  # the helpers no observer took (a refused or finished run)
 
 
-def _prepare_and_run(request: RunRequest, role: RankRole) -> RunOutcome:
-    prepared = prepare(request, helpers=role.is_main and not request.dry_run)
+def _prepare_and_run(request: RunRequest, role: RankRole, helpers: Prestarted) -> RunOutcome:
+    prepared = prepare(request, helpers=helpers if role.is_main and not request.dry_run else None)
     _check_jobs_take_no_borrowed_inputs(request, prepared.steps)
     # The cache is always ROOT/.cache; the plan is checked before a run directory exists,
     # so a refused request leaves nothing behind.
@@ -296,7 +309,8 @@ def _run_pipeline(
     logger.info(f"run directory: {run.path}")
     outcome: dict[str, Any] = {"status": "failed", "exit_code": 1}
     try:
-        state = _run_steps(run, steps, store, role.ranks, observed.events, request.jobs)
+        attached = (*request.attached, *observed.events.observers)
+        state = _run_steps(run, steps, store, role.ranks, observed.events, request.jobs, attached)
         metrics = _report(state, prepared.settings.report_key)
         outcome = {"status": "completed", "exit_code": EXIT_OK, "metrics": metrics}
         operative_text = partial(_operative, steps, state.unused)
@@ -325,10 +339,17 @@ def _run_steps(
     ranks: distributed.Ranks,
     events: Events,
     jobs: int = 1,
+    attached: tuple[Any, ...] = (),
 ) -> Any:
     """The pipeline itself, with SIGINT/SIGTERM turned into ``Interrupted``."""
     context = RunContext(
-        run.path, run.name, run.project, ranks.rank, ranks.world_size, root=rundir.root_of(run.path)
+        run.path,
+        run.name,
+        run.project,
+        ranks.rank,
+        ranks.world_size,
+        root=rundir.root_of(run.path),
+        attached=attached,
     )
     with signals_raise_interrupted():
         events.emit("on_run_start", {"dir": str(run.path), "name": run.name})

@@ -5,22 +5,33 @@ from __future__ import annotations
 import optuna
 import pytorch_lightning as pl
 
-from ginpipe.sweep.pruning import current, in_trial
+from ginpipe.core.state import RunContext
+from ginpipe.sweep.pruning import TrialReport
 
 
 class PruneTrial(pl.Callback):
     """After each validation epoch, report the monitored metric (``fit.monitor``) to the
-    current trial and stop it with ``optuna.TrialPruned`` when the pruner says so.
+    run's trial and stop it with ``optuna.TrialPruned`` when the pruner says so.
 
     The value is reported in the study's direction (negated when ``fit.monitor_mode``
     disagrees with it), so the pruner compares like with like. Under DDP only global rank 0
-    talks to the study; its decision is broadcast so every rank stops together.
+    talks to the study; its decision is broadcast so every rank stops together. The trial
+    comes with the run fit hands it (``use_run``); a run that is no trial has none.
     """
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.report: TrialReport | None = None
+
+    def use_run(self, run: RunContext) -> None:
+        """fit's hand-over of the run: the trial the sweep attached to it, if any."""
+        self.report = run.attached_of(TrialReport)
+
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        trial, direction = current()
-        if not in_trial() or trainer.sanity_checking:
+        report = self.report
+        if report is None or not report.in_trial or trainer.sanity_checking:
             return
+        trial, direction = report.trial, report.direction
         monitor, mode = _monitored(trainer)
         prune = False
         value = trainer.callback_metrics.get(monitor) if monitor else None

@@ -22,7 +22,7 @@ from ginpipe.runs import distributed, startup
 from ginpipe.runs.rundir import CONFIG
 from ginpipe.sweep import definition
 from ginpipe.sweep.definition import Sweep, trial_name
-from ginpipe.sweep.pruning import CALLBACK_MOD, set_current
+from ginpipe.sweep.pruning import CALLBACK_MOD, TrialReport
 from ginpipe.sweep.study import open_study
 
 
@@ -47,12 +47,16 @@ def reporting_trial(sweep: Sweep, number: int) -> optuna.Trial:
     raise GinpipeError(f"{sweep.dir}: the study has no trial {number}")
 
 
-def start_or_resume(sweep: Sweep, number: int, values: dict[str, str]) -> Any:
+def start_or_resume(
+    sweep: Sweep, number: int, values: dict[str, str], report: TrialReport | None = None
+) -> Any:
     """Trial ``number`` as a run in this process: resumed in its own folder if a dead
-    worker left it started, else started with its swept values."""
+    worker left it started, else started with its swept values. ``report``: the trial the
+    pruning callback reports to, attached to the run."""
     path = sweep.trial_dir(number)
+    attached = [report] if report is not None else []
     if (path / CONFIG).is_file():
-        return api.resume(path)
+        return api.resume(path, attached=attached)
     mods = sweep.space.mods(values) + ([CALLBACK_MOD] if sweep.prune else [])
     return api.run(
         sweep.space.configs,
@@ -62,6 +66,7 @@ def start_or_resume(sweep: Sweep, number: int, values: dict[str, str]) -> Any:
         group=sweep.dir.name,
         name=trial_name(number),
         use_cache=sweep.use_cache,
+        attached=attached,
     )
 
 
@@ -70,11 +75,8 @@ def run_trial(sweep_dir: Path, number: int, values: dict[str, str]) -> int:
     sweep = definition.load(sweep_dir)
     reports = sweep.prune and distributed.detect().is_main
     trial = reporting_trial(sweep, number) if reports else None
-    set_current(trial, sweep.direction, in_trial=sweep.prune)
-    try:
-        run = start_or_resume(sweep, number, values)
-    finally:
-        set_current(None)
+    report = TrialReport(trial, sweep.direction, all_ranks=sweep.prune)
+    run = start_or_resume(sweep, number, values, report)
     code = run.record.get("exit_code")
     return int(code) if isinstance(code, int) else EXIT_OK
 

@@ -42,7 +42,7 @@ from ginpipe.runs import startup
 from ginpipe.runs.rundir import RUN_JSON, load_run_json
 from ginpipe.sweep import definition
 from ginpipe.sweep.definition import Sweep, trial_name
-from ginpipe.sweep.pruning import is_pruned, set_current
+from ginpipe.sweep.pruning import TrialReport, is_pruned
 from ginpipe.sweep.results import write_results
 from ginpipe.sweep.space import value_text
 from ginpipe.sweep.study import Claim, ask_lock, open_study, sampler, started
@@ -118,9 +118,10 @@ def run_trial(sweep: Sweep, study: optuna.Study, job: Job) -> int | None:
     logger.info(f"sweep: {verb} {trial_name(job.number)}: {shown}")
     if sweep.own_process:
         return run_trial_process(sweep, study, job)
-    set_current(job.trial, sweep.direction)
     try:
-        run = start_or_resume(sweep, job.number, job.values)
+        run = start_or_resume(
+            sweep, job.number, job.values, TrialReport(job.trial, sweep.direction)
+        )
     except (TaskFailed, GinpipeError) as error:
         if is_pruned(error):
             tell_pruned(study, job.number, path)
@@ -130,8 +131,6 @@ def run_trial(sweep: Sweep, study: optuna.Study, job: Job) -> int | None:
         study.tell(job.number, state=TrialState.FAIL)
         logger.warning(f"sweep: {trial_name(job.number)} failed: {error}")
         return None
-    finally:
-        set_current(None)
     if run.status == "interrupted":
         code = run.record.get("exit_code")
         return int(code) if isinstance(code, int) else EXIT_INTERRUPTED

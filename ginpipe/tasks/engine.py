@@ -8,6 +8,7 @@ of ``ginpipe.tasks`` reaches the engine through ``ginpipe`` or this one module (
 import-linter contract in pyproject.toml).
 """
 
+from ginpipe.base import prestart
 from ginpipe.base.atomic import (
     TMP_PREFIX,
     atomic_path,
@@ -19,7 +20,6 @@ from ginpipe.base.atomic import (
     is_temp,
 )
 from ginpipe.base.oserrors import path_error
-from ginpipe.config import prestart
 from ginpipe.config.bindings import selector_of
 from ginpipe.core import codecs
 from ginpipe.core.fingerprint import code_fingerprint, library_versions

@@ -57,6 +57,7 @@ from ginpipe.tasks.lightning.trainer import (
     fit_logging_interval,
     refuse_spawned_ranks,
     refuse_trainer_args_owned_by_fit,
+    with_run,
 )
 from ginpipe.tasks.lightning.workers import ignore_stop_signals, training_errors, worker_context
 from ginpipe.tasks.models import factory_name, model_record
@@ -258,8 +259,8 @@ def fit(
     csv_logger = ContinuingCSVLogger(run_dir / LOG_DIR)
     trainer = build_trainer(
         run_dir,
-        callbacks=[*own_callbacks, EpochSeeding(seed), *callbacks],
-        loggers=[csv_logger, *extra_loggers(loggers, run_dir / LOG_DIR)],
+        callbacks=[*own_callbacks, EpochSeeding(seed), *with_run(callbacks, state.run)],
+        loggers=[csv_logger, *extra_loggers(loggers, run_dir / LOG_DIR, state.run)],
     )
     loader_options = {
         "batch_size": batch_size,

@@ -52,7 +52,7 @@ from ginpipe.tasks.tracking_files import (
     run_tags,
     training_history,
 )
-from ginpipe.tasks.tracking_sidecar import Sidecar
+from ginpipe.tasks.tracking_sidecar import Helpers, Sidecar
 
 # In the run directory (and a sweep's folder, for its parent run): which MLflow run it is.
 TRACKING_FILE = "mlflow.json"
@@ -77,9 +77,6 @@ RUN_STATUS = {
 # What MLflow said while tracking the run (the sidecar's stderr), in the run directory.
 SIDECAR_LOG = "mlflow.log"
 
-# run directory -> the process tracking it, for fit's Lightning logger in this process.
-_ACTIVE: dict[Path, Sidecar] = {}
-
 
 @dataclass(frozen=True)
 class TrackedRun:
@@ -88,11 +85,6 @@ class TrackedRun:
     tracking_uri: str
     experiment_id: str
     run_id: str
-
-
-def active_sidecar(run_dir: Path) -> Sidecar | None:
-    """The process tracking ``run_dir`` in MLflow, started by this process's tracker."""
-    return _ACTIVE.get(Path(run_dir).absolute())
 
 
 def default_tracking_uri(place: RunPlace) -> str:
@@ -108,8 +100,11 @@ def ui_command(tracking_uri: str) -> str:
 
 class MlflowTracker:
     """The observer ``mlflow_logger()`` returns; see the module docstring. All MLflow work
-    happens in a process of its own (``ginpipe/tasks/tracking_sidecar.py``), started when the
-    run starts; the run waits for it only at its end."""
+    happens in a process of its own (``ginpipe/tasks/tracking_sidecar.py``), taken from the
+    run's ``helpers`` (which the runner sets, ``ginpipe/runs/runner.py``) or started when the
+    run starts; the run waits for it only at its end. fit's Lightning logger finds the tracker
+    among the run's attached objects (``RunContext.attached``) and asks it for ``sidecar_of``
+    its run directory."""
 
     def __init__(self, tracking_uri: str | None, experiment_name: str | None, log_model: bool):
         self.tracking_uri = tracking_uri
@@ -118,6 +113,13 @@ class MlflowTracker:
         self.place: RunPlace | None = None
         self.sidecar: Sidecar | None = None
         self.uri = ""
+        self.helpers: Helpers | None = None  # the run's prestarted processes
+
+    def sidecar_of(self, run_dir: Path) -> Sidecar | None:
+        """The process tracking ``run_dir`` now, if this tracker tracks that directory."""
+        if self.place is None or self.place.dir != Path(run_dir).absolute():
+            return None
+        return self.sidecar
 
     def on_run_start(self, run: dict[str, Any]) -> None:
         place = self.place = place_of(Path(run["dir"]))
@@ -126,8 +128,7 @@ class MlflowTracker:
             or os.environ.get("MLFLOW_TRACKING_URI")
             or default_tracking_uri(place)
         )
-        self.sidecar = Sidecar(place.dir / SIDECAR_LOG)
-        _ACTIVE[place.dir] = self.sidecar
+        self.sidecar = Sidecar(place.dir / SIDECAR_LOG, self.helpers)
         experiment = self.experiment_name or place.project
         message = {"op": "open", "tracking_uri": self.uri, "experiment": experiment}
         self.sidecar.send({**message, "run_dir": str(place.dir)})
@@ -137,7 +138,6 @@ class MlflowTracker:
             return
         sidecar, place = self.sidecar, self.place
         self.sidecar = None
-        _ACTIVE.pop(place.dir, None)
         plain = {k: v for k, v in outcome.items() if k in ("status", "metrics", "exit_code")}
         answers = sidecar.finish({"op": "close", "outcome": plain, "log_model": self.log_model})
         errors = [str(a["error"]) for a in answers if "error" in a]

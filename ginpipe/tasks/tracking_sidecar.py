@@ -4,31 +4,39 @@
 Importing mlflow and its database layer costs about as much CPU as the data steps of the
 default pipeline, all of it holding the interpreter; in a process of its own it runs on a
 core the run leaves idle (benchmarks/tracking.py). The run starts that process as soon as
-its config is read, before importing torch (``ginpipe/config/prestart.py``; the entry point
+its config is read, before importing torch (``ginpipe/base/prestart.py``; the entry point
 in pyproject.toml), so the import overlaps the run's own start-up; the tracker
-(``ginpipe/tasks/tracking.py``) takes it over when the run starts (or starts one, for a run
-begun otherwise), sends it JSON lines on its stdin (``log``, ``open``, then ``metrics`` from
-fit's logger, then ``close``) and reads its answers when the run ends. It runs in its own
-session, so Ctrl-C in the terminal reaches the run, which then closes the MLflow run as
-killed; if the run's process dies without a ``close``, end of input does it.
+(``ginpipe/tasks/tracking.py``) takes it over from the run's helpers when the run starts (or
+starts one, for a run begun otherwise), sends it JSON lines on its stdin (``log``, ``open``,
+then ``metrics`` from fit's logger, then ``close``) and reads its answers when the run ends.
+It runs in its own session, so Ctrl-C in the terminal reaches the run, which then closes the
+MLflow run as killed; if the run's process dies without a ``close``, end of input does it.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ginpipe.tasks.engine import prestart
 
 MODULE = "ginpipe.tasks.tracking_process"
 
 
+class Helpers(Protocol):
+    """The run's prestarted helper processes (``ginpipe.base.prestart.Prestarted``)."""
+
+    def take(self, module: str) -> subprocess.Popen[str] | None: ...
+
+
 class Sidecar:
     """The run's side of the sidecar: send without waiting, read the answers at the end."""
 
-    def __init__(self, log_path: Path) -> None:
-        self.proc = prestart.take(MODULE) or prestart.spawn(MODULE)
+    def __init__(self, log_path: Path, helpers: Helpers | None = None) -> None:
+        taken = helpers.take(MODULE) if helpers is not None else None
+        self.proc = taken or prestart.spawn(MODULE)
         self.broken = False
         # what it says from now on goes to the run's log file (nothing before: its imports)
         self.send({"op": "log", "path": str(log_path)})

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from conftest import TOY_DIR
 
+from ginpipe.base import prestart
 from ginpipe.base.errors import EXIT_USAGE
-from ginpipe.config import prestart
 
 pytest.importorskip("mlflow", reason="the mlflow extra is not installed")
 
@@ -28,13 +28,29 @@ def test_the_mlflow_observer_wants_its_process_by_short_or_dotted_name() -> None
 
 def test_a_process_nobody_takes_is_ended(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(prestart, "_modules_by_name", lambda: {"echo": "json.tool"})
-    prestart.start(["echo"])
-    prestart.start(["echo"])  # started once
-    assert list(prestart._STARTED) == ["json.tool"]
-    proc = prestart._STARTED["json.tool"]
-    prestart.discard()
+    helpers = prestart.Prestarted()
+    helpers.start(["echo"])
+    helpers.start(["echo"])  # started once
+    assert list(helpers.started) == ["json.tool"]
+    proc = helpers.started["json.tool"]
+    helpers.discard()
     assert proc.returncode is not None
-    assert prestart.take("json.tool") is None
+    assert helpers.take("json.tool") is None
+
+
+def test_a_process_is_its_runs_and_is_taken_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(prestart, "_modules_by_name", lambda: {"echo": "json.tool"})
+    first, second = prestart.Prestarted(), prestart.Prestarted()
+    first.start(["echo"])
+    taken = first.take("json.tool")
+    try:
+        assert taken is not None and taken.poll() is None
+        assert second.take("json.tool") is None  # not the other run's
+        assert first.take("json.tool") is None  # taken once
+    finally:
+        if taken is not None:
+            taken.kill()
+            taken.communicate()
 
 
 def test_a_refused_config_leaves_no_process(toy_project, cli, monkeypatch) -> None:
@@ -51,21 +67,25 @@ def test_a_refused_config_leaves_no_process(toy_project, cli, monkeypatch) -> No
 DRIVER = """
 import sys, time
 sys.path.insert(0, {toy!r})
-from ginpipe.config import prestart
-spawn, take = prestart.spawn, prestart.take
+from ginpipe.base import prestart
+spawn, take, discard = prestart.spawn, prestart.Prestarted.take, prestart.Prestarted.discard
 def spawned(module):
     print("spawned; toytasks imported:", "toytasks" in sys.modules, flush=True)
     return spawn(module)
-def taken(module):
-    proc = take(module)
+def taken(self, module):
+    proc = take(self, module)
     print("taken:", proc is not None, flush=True)
     return proc
-prestart.spawn, prestart.take = spawned, taken
+def discarded(self):
+    print("left:", len(self.started), flush=True)
+    discard(self)
+prestart.spawn, prestart.Prestarted.take = spawned, taken
+prestart.Prestarted.discard = discarded
 from ginpipe.cli import app
 try:
     app(["run", "base.gin", "loggers/mlflow", "--name", "early"])
 except SystemExit as end:
-    print("exit:", end.code, "left:", len(prestart._STARTED), flush=True)
+    print("exit:", end.code, flush=True)
 """
 
 
@@ -78,7 +98,8 @@ def test_the_process_starts_before_the_configs_imports_and_is_taken_over(toy_pro
     assert done.stdout.splitlines() == [
         "spawned; toytasks imported: False",
         "taken: True",
-        "exit: 0 left: 0",
+        "left: 0",
+        "exit: 0",
     ]
     assert "tracked in MLflow, run early" in done.stderr
     assert toy_project.run_json("early")["status"] == "completed"

@@ -23,8 +23,8 @@ from pytorch_lightning.loggers import Logger
 from pytorch_lightning.loggers.logger import DummyLogger
 from pytorch_lightning.utilities import rank_zero_only
 
-from ginpipe import requires
-from ginpipe.tasks.tracking import active_sidecar
+from ginpipe import RunContext, requires
+from ginpipe.tasks.tracking import MlflowTracker
 from ginpipe.tasks.tracking_sidecar import Sidecar
 
 
@@ -67,15 +67,17 @@ def metric_name(name: str) -> str:
 
 
 @gin.configurable
-def mlflow_training_logger(save_dir: str) -> Logger:
+def mlflow_training_logger(save_dir: str, run: RunContext | None = None) -> Logger:
     """fit's logger into the run's MLflow run (``fit.loggers += [@mlflow_training_logger]``,
     as ``configs/loggers/mlflow.gin`` does). ``save_dir`` (``RUN/logs/mlflow_training``)
-    names the run; nothing is written there.
+    names the run; nothing is written there. ``run``: the run fit trains in, whose observers
+    (``run.attached``) include its tracker.
 
     Without the tracker (``run.observers += [@mlflow_logger()]``), or on a rank other than
     0 (which never tracks), training is not tracked: a logger that logs nothing."""
     run_dir = Path(save_dir).absolute().parent.parent
-    sidecar = active_sidecar(run_dir)
+    tracker = run.attached_of(MlflowTracker) if run is not None else None
+    sidecar = tracker.sidecar_of(run_dir) if tracker is not None else None
     if sidecar is None:
         if getattr(rank_zero_only, "rank", 0) == 0:  # other ranks never track
             logger.warning(

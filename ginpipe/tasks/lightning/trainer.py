@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint, OnExceptionCheckpoint
 from pytorch_lightning.loggers import Logger, TensorBoardLogger
 
-from ginpipe import ConfigError, bound_value, configured, is_bound
+from ginpipe import ConfigError, RunContext, bound_value, configured, is_bound
 from ginpipe.tasks.lightning.checkpoints import (
     LAST_NAME,
     ON_EXCEPTION_NAME,
@@ -163,12 +164,34 @@ def last_checkpoint(
     )
 
 
-def extra_loggers(factories: Sequence[Callable[..., Logger]], log_dir: Path) -> list[Logger]:
+def extra_loggers(
+    factories: Sequence[Callable[..., Logger]], log_dir: Path, run: RunContext | None = None
+) -> list[Logger]:
     """Call each logger factory with its own folder under ``logs/``, named after it
-    (``TensorBoardLogger`` -> ``logs/tensorboard``, ``mlflow_logger`` -> ``logs/mlflow``)."""
+    (``TensorBoardLogger`` -> ``logs/tensorboard``, ``mlflow_logger`` -> ``logs/mlflow``);
+    a factory with a ``run`` parameter gets the run too (``mlflow_training_logger`` finds
+    the run's tracker in ``run.attached``)."""
     loggers = []
     for factory in factories:
         name = getattr(getattr(factory, "func", factory), "__name__", "logger").lower()
         kind = name.removesuffix("logger").strip("_") or "logger"
-        loggers.append(factory(save_dir=str(log_dir / kind)))
+        given = {"run": run} if run is not None and _takes_run(factory) else {}
+        loggers.append(factory(save_dir=str(log_dir / kind), **given))
     return loggers
+
+
+def _takes_run(factory: Callable[..., Any]) -> bool:
+    try:
+        return "run" in inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # no signature to read (a builtin)
+        return False
+
+
+def with_run(callbacks: Sequence[Callback], run: RunContext) -> list[Callback]:
+    """The callbacks, each with a ``use_run`` method handed the run first (the sweep's
+    ``PruneTrial`` finds its trial in ``run.attached``)."""
+    for callback in callbacks:
+        use_run = getattr(callback, "use_run", None)
+        if callable(use_run):
+            use_run(run)
+    return list(callbacks)
