@@ -103,11 +103,11 @@ def test_pin_inputs_marks_the_task_pinned_as_the_decorator_does() -> None:
     def probe(state: ginpipe.TaskView) -> dict[str, int]:
         return {"x": 1}
 
-    assert not probe.__ginpipe_task__.pinned
+    assert not probe.__ginpipe_task__.caching.pinned
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         ginpipe.pin_inputs(probe)
-    assert probe.__ginpipe_task__.pinned
+    assert probe.__ginpipe_task__.caching.pinned
 
 
 def test_an_unknown_name_is_an_attribute_error() -> None:
