@@ -6,7 +6,7 @@ extract_features, log-mel as configs/data/audio.gin computes it) in a fresh root
 item is computed; they run in alternating order. The array variant sends the task with
 ``executors.tasks = {'extract_features': 'local'}`` and ``executors.array = 2``: each job
 starts its own interpreter, composes the run's config, computes its share of the shards
-with one worker, and the run then gathers them (ginpipe/core/submission.py). What the
+with one worker, and the run then gathers them (ginpipe/core/jobs.py). What the
 ratio shows is the price of those job starts against the pool's forked workers.
 
     python -m benchmarks.graph_slurm --repeats 3 [--files 2000]
