@@ -144,3 +144,11 @@ def cli() -> Callable[..., Result]:
         return result
 
     return invoke
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A ``heavy`` test is ``slow`` too, so ``-m "not slow"`` (the fast lane) leaves it out."""
+    for item in items:
+        if item.get_closest_marker("heavy") and not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.slow)

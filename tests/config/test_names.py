@@ -182,6 +182,7 @@ def test_the_shipped_scikit_learn_pipeline_validates_without_torch(tmp_path):
     assert result.stdout.strip() == "[]"
 
 
+@pytest.mark.slow
 def test_composing_the_default_pipeline_loads_no_more_than_lightning_does(tmp_path):
     """The task modules import pandas, scikit-learn and the report's plotting when their
     tasks run: validating `base models/resnet` costs the Lightning import and little else."""

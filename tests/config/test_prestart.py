@@ -89,6 +89,7 @@ except SystemExit as end:
 """
 
 
+@pytest.mark.slow
 def test_the_process_starts_before_the_configs_imports_and_is_taken_over(toy_project) -> None:
     driver = textwrap.dedent(DRIVER.format(toy=str(TOY_DIR)))
     done = subprocess.run(

@@ -42,6 +42,7 @@ def ginpipe(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_a_task_sent_to_a_job_runs_there_and_the_graph_waits_for_it(toy_project) -> None:
     toy_project.write("b.gin", BRANCHES + "executors.tasks = {'left': 'local'}\n")
     done = ginpipe("run", "b.gin", "--name", "j", cwd=toy_project.path)
@@ -64,6 +65,7 @@ def test_a_task_sent_to_a_job_runs_there_and_the_graph_waits_for_it(toy_project)
     assert not (toy_project.run_dir("again") / "slurm").exists()  # nothing was submitted
 
 
+@pytest.mark.slow
 def test_a_failed_job_fails_the_run_naming_the_task_and_its_log(toy_project) -> None:
     toy_project.write(
         "b.gin", BRANCHES + "right.fail = True\nexecutors.tasks = {'right': 'local'}\n"

@@ -20,6 +20,9 @@ from ginpipe.deploy import wheel as wheel_module
 from ginpipe.deploy.requirements import split_lock
 from ginpipe.runs.provenance import RECORD_PREFIX, Lock, environment_lock, read_lock
 
+# a trained run and a built context (its wheel) shared by the module's tests
+pytestmark = pytest.mark.slow
+
 MODULE = "def width():\n    return 3\n"
 INIT = "# the package of the run's model\n"
 

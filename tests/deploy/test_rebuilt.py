@@ -30,6 +30,7 @@ from ginpipe.runs.provenance import normalized, pip_sources, read_lock
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.heavy,  # a fresh virtual environment installed from the context
     pytest.mark.skipif(shutil.which("ginpipe") is None, reason="console script"),
 ]
 

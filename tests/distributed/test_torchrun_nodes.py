@@ -31,7 +31,7 @@ from launch import (
     torchrun_node,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.heavy]  # two torchrun nodes training together
 
 TWO_NODES = (
     "--mod",

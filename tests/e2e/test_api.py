@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import BASE_GIN, TOY_DIR
 
 SCRIPT = """
@@ -120,6 +121,7 @@ logger.info("the user's own line")
 """
 
 
+@pytest.mark.slow
 def test_a_notebook_without_widgets_shows_epochs_and_short_log_lines(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-c", KERNEL], cwd=tmp_path, capture_output=True, text=True,

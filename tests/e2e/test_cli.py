@@ -129,6 +129,7 @@ def processes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
                 proc.wait()
 
 
+@pytest.mark.slow
 def test_failing_task_exits_1(processes) -> None:
     result = processes["fail"]
     assert result["code"] == 1, result["stderr"]
@@ -139,6 +140,7 @@ def test_failing_task_exits_1(processes) -> None:
     assert record["error"]["task"] == "explode"
 
 
+@pytest.mark.slow
 def test_sigint_exits_130_and_records_interrupted(processes) -> None:
     assert processes["int"]["code"] == 130, processes["int"]["stderr"]
     record = processes["int_record"]
@@ -147,6 +149,7 @@ def test_sigint_exits_130_and_records_interrupted(processes) -> None:
     assert "ginpipe resume" in processes["int"]["stderr"]
 
 
+@pytest.mark.slow
 def test_sigterm_exits_143_and_records_interrupted(processes) -> None:
     assert processes["term"]["code"] == 143, processes["term"]["stderr"]
     record = read_json(processes["runs"] / "term" / "run.json")
@@ -154,6 +157,7 @@ def test_sigterm_exits_143_and_records_interrupted(processes) -> None:
     assert record["exit_code"] == 143
 
 
+@pytest.mark.slow
 def test_resume_completes_an_interrupted_run_and_exits_0(processes) -> None:
     result = processes["resume"]
     assert result["code"] == 0, result["stderr"]

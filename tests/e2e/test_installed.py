@@ -20,6 +20,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
+# a wheel built and installed into a fresh virtual environment
+pytestmark = pytest.mark.heavy
+
 USER_TASKS = '''
 from ginpipe import task
 

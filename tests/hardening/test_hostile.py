@@ -175,6 +175,7 @@ def digits_run(tmp_path_factory) -> Path:
     return folder / "experiments" / folder.name / "d"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["export-onnx", "export-torchscript", "predict"])
 def test_a_full_disk_under_an_output_is_exit_4_naming_it(digits_run, cli, tmpfs, command):
     """torch's own writers once aborted the process from C++ (exit 134) and left a temp."""
@@ -196,6 +197,7 @@ def test_a_full_disk_under_an_output_is_exit_4_naming_it(digits_run, cli, tmpfs,
     assert list(full.iterdir()) == []  # neither the output nor a temp file
 
 
+@pytest.mark.slow
 def test_sigterm_to_predict_leaves_no_temp_file(digits_run, tmp_path) -> None:
     import os
     import signal

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import graphtasks  # noqa: F401  (registers the tasks the configs name)
+import pytest
 
 BRANCHES = """\
 import toytasks
@@ -89,6 +90,7 @@ def test_dry_run_shows_what_each_task_waits_for(toy_project, cli) -> None:
     assert "after: left, right" in join and "reads: left, right" in join
 
 
+@pytest.mark.slow
 def test_the_console_script_draws_a_shipped_pipeline(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": ""}
     done = subprocess.run(

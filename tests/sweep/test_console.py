@@ -55,6 +55,7 @@ def ginpipe(folder: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not GINPIPE.is_file(), reason="the console script is not installed")
 def test_a_sweep_through_the_console_script_in_a_users_folder(tmp_path: Path) -> None:
     folder = tmp_path / "myproject"

@@ -116,6 +116,7 @@ def test_a_trial_on_two_ranks_is_its_own_process_and_rank_0_reports(
         assert epochs_logged(run_dir) == (1 if trial["state"] == "pruned" else 2)
 
 
+@pytest.mark.slow
 def test_a_trial_on_several_devices_takes_the_machine(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli
 ) -> None:
@@ -130,6 +131,7 @@ def test_a_trial_on_several_devices_takes_the_machine(
     )
 
 
+@pytest.mark.slow
 def test_a_finished_sweep_run_again_gives_the_same_results_from_the_cache(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli
 ) -> None:

@@ -47,6 +47,7 @@ def the_sweep(project) -> Path:
     return sweep
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume_completes_the_budget_and_runs_nothing_twice(toy_project) -> None:
     toy_project.write("nap.gin", NAPPING)
     hold = toy_project.path / "hold"
@@ -124,6 +125,7 @@ def test_kill_9_then_resume_completes_the_budget_and_runs_nothing_twice(toy_proj
     assert toy_project.calls("report") == 4  # each trial reported exactly once
 
 
+@pytest.mark.slow
 def test_a_slurm_array_through_submitit_runs_one_trial_per_element(
     toy_project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -174,6 +176,7 @@ def test_a_slurm_array_through_submitit_runs_one_trial_per_element(
     assert all(isinstance(t.datetime_start, datetime) for t in trials)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sampler", ["tpe", "random"])
 def test_parallel_workers_never_propose_the_same_configuration(toy_project, sampler) -> None:
     """Two workers seeded alike once proposed trials in equal pairs (0=1, 2=3, ...)."""

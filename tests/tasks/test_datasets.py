@@ -96,6 +96,7 @@ def test_file_split_decodes_normalized_images(digits_png: Path) -> None:
     assert abs(float(train.mean())) < 0.2 and abs(float(train.std()) - 1) < 0.2
 
 
+@pytest.mark.slow
 def test_spawned_workers_yield_what_the_main_process_reads(digits_png: Path) -> None:
     data = files_data(digits_png)
     dataset = make_dataset(data, "val")

@@ -135,6 +135,7 @@ def test_normalization_statistics_are_those_of_the_train_items(events: Path, tmp
     assert data["normalize"]["std"] == pytest.approx(values.std(), rel=1e-5)
 
 
+@pytest.mark.slow
 def test_shards_are_memory_mapped_in_spawned_dataloader_workers(events: Path, tmp_path: Path):
     data = pipeline_data(events, tmp_path / "features")
     dataset = make_dataset(data, "train")
@@ -147,6 +148,7 @@ def test_shards_are_memory_mapped_in_spawned_dataloader_workers(events: Path, tm
     np.testing.assert_allclose(x[5].numpy(), dataset[5][0].numpy())
 
 
+@pytest.mark.slow
 def test_a_process_pool_computes_what_this_process_computes(events: Path, tmp_path: Path):
     paths = paths_of(events)[:20]
     pooled = run_extract(paths, tmp_path / "pool", workers=2, context="forkserver")

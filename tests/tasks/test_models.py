@@ -82,6 +82,7 @@ def test_a_model_class_the_config_does_not_name_is_a_config_error():
         factory_name(torch.nn.Linear)
 
 
+@pytest.mark.slow
 def test_predicting_with_a_plain_network_never_imports_lightning():
     """``ginpipe predict`` of a plain network must not pay Lightning's import (seconds)."""
     code = (

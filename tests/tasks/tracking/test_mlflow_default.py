@@ -19,6 +19,8 @@ from conftest import TOY_DIR
 
 pytest.importorskip("mlflow", reason="the mlflow extra is not installed")
 
+# each test starts real runs that track into a SQLite database (and the MLflow process)
+pytestmark = pytest.mark.slow
 UI = re.compile(r"view it with: mlflow ui --backend-store-uri (sqlite:///\S+)")
 
 
