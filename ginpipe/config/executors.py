@@ -8,7 +8,8 @@ A task may also declare it (``@task(executor="slurm")``); the config wins. ``slu
 with sbatch through submitit; ``local`` runs the same job through submitit's local executor
 on this machine (a config tried before it goes to a cluster). Where a task runs never
 changes its cache key. It lives apart from the engine so that composing a config registers
-it without importing submitit; ``ginpipe/core/placement.py`` places the tasks and ``ginpipe/core/jobs.py`` runs the jobs.
+it without importing submitit; ``ginpipe/core/placement.py`` places the tasks and
+``ginpipe/core/jobs.py`` runs the jobs.
 """
 
 from __future__ import annotations

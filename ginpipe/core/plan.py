@@ -14,6 +14,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+
 from ginpipe.base.errors import ConfigError
 from ginpipe.core import fingerprint, graph
 from ginpipe.core.events import TaskState

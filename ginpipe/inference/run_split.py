@@ -63,8 +63,8 @@ def _data_state(run_dir: Path, branch: str = "") -> tuple[Any, tuple[str, str]]:
     from ginpipe.core.pipeline import Pipeline
     from ginpipe.core.plan import plan
     from ginpipe.core.schedule import execute
-    from ginpipe.core.steps import in_graph_order, task_steps
     from ginpipe.core.state import RunContext
+    from ginpipe.core.steps import in_graph_order, task_steps
 
     run = rundir.RunDir(run_dir)
     if not run.exists():

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-
 from ginpipe.base.atomic import atomic_write_json, atomic_write_text
 from ginpipe.base.errors import RunDirError
 from ginpipe.config import operative

@@ -14,8 +14,8 @@ from ginpipe.base.errors import UndeclaredKeyError
 from ginpipe.config.compose import compose
 from ginpipe.config.settings import run_settings
 from ginpipe.core.plan import plan
-from ginpipe.core.steps import task_steps
 from ginpipe.core.state import State, TaskView
+from ginpipe.core.steps import task_steps
 from ginpipe.core.store import ArtifactStore
 from ginpipe.core.taskdef import check_outputs, spec_of
 

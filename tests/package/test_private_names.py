@@ -67,12 +67,10 @@ def test_no_module_uses_another_modules_private_names() -> None:
 def test_the_scan_finds_a_private_name_used_across_modules(tmp_path: Path) -> None:
     package = tmp_path / "ginpipe"
     package.mkdir()
-    (package / "a.py").write_text(
-        "def _helper():\n    return 1\n\nclass P:\n    def _load(self):\n        return self._helper2()\n"
-    )
-    (package / "b.py").write_text(
-        "from ginpipe.a import _helper\nfrom ginpipe import a\n\ndef f(p):\n    return p._load(), a._helper()\n"
-    )
+    a = "def _helper():\n    return 1\n\nclass P:\n    def _load(self):\n        return 2\n"
+    b = "from ginpipe.a import _helper\nfrom ginpipe import a\n\ndef f(p):\n"
+    (package / "a.py").write_text(a)
+    (package / "b.py").write_text(b + "    return p._load(), a._helper()\n")
     assert private_uses(package) == [
         "ginpipe/b.py:1: from ginpipe.a import _helper",
         "ginpipe/b.py:5: p._load",
