@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test lint format run data bench clean
+.PHONY: install test test-fast lint format run data bench clean
 
 install:  ## create .venv and install ginpipe with the CPU torch pinned in constraints-cpu.txt
 	$(PY) -m venv $(VENV)
@@ -11,6 +11,9 @@ install:  ## create .venv and install ginpipe with the CPU torch pinned in const
 
 test:  ## lint, layering contracts, types and the whole test suite (what CI runs)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports && $(BIN)/mypy && $(BIN)/pytest
+
+test-fast:  ## the fast lane: no run of the console script, no server, no DDP (90 s)
+	$(BIN)/pytest -m "not slow"
 
 lint:  ## ruff lint + format check + layering contracts + mypy (pyproject.toml)
 	$(BIN)/ruff check .
