@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from ginpipe.base.errors import RunDirError
 from ginpipe.config import operative
 from ginpipe.core.events import TaskEvent
+from ginpipe.core.taskdef import Caching, TaskSpec
 from ginpipe.runs import continuation, rundir
 
 
@@ -24,28 +24,21 @@ def train(state):
 
 
 @dataclass
-class Spec:
-    name: str
-    fn: Any
-    reads: tuple[str, ...] = ()
-    writes: tuple[str, ...] = ()
-    pinned: bool = False
-
-
-@dataclass
 class Step:
+    """The parts of a planned step the rules read."""
+
     index: int
-    spec: Spec
+    spec: TaskSpec
     inputs: dict[str, str] = field(default_factory=dict)
     selector: str = ""
 
 
 def steps(data_key: str) -> list[Step]:
     return [
-        Step(0, Spec("load", load, writes=("data",))),
+        Step(0, TaskSpec("load", load, (), ("data",))),
         Step(
             1,
-            Spec("train", train, reads=("data",), writes=("model",), pinned=True),
+            TaskSpec("train", train, ("data",), ("model",), caching=Caching(pinned=True)),
             {"data": data_key},
         ),
     ]
