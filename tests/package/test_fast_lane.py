@@ -1,7 +1,8 @@
 """The fast lane (``pytest -m "not slow"``, tests/README.md) still reaches every module of the
 package: each module is imported, directly or through the modules it imports, by a test file
-that is not wholly slow. Read from the source (imports anywhere in a file, and dotted names
-in strings, as configs name tasks), so the check itself costs well under a second."""
+that is not wholly slow. Read from the source (imports anywhere in a file, dotted names in
+strings as configs name tasks, ``-m ginpipe.X`` for ``X/__main__.py``), so the check itself
+costs well under a second."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ TESTS = Path(__file__).resolve().parents[1]
 PACKAGE = TESTS.parent / "ginpipe"
 WHOLLY_SLOW = re.compile(r"^pytestmark = .*pytest\.mark\.(slow|heavy)", re.MULTILINE)
 DOTTED = re.compile(r"\bginpipe(?:\.\w+)+")
+RUN_AS_MAIN = re.compile(r"\"-m\",\s*\"(ginpipe(?:\.\w+)*)\"")  # python -m ginpipe.cli
 
 
 def modules() -> dict[str, Path]:
@@ -27,6 +29,7 @@ def named_in(path: Path, known: dict[str, Path]) -> set[str]:
     """The package's modules a file imports or names, and the packages above them."""
     text = path.read_text()
     names = set(DOTTED.findall(text))
+    names.update(f"{name}.__main__" for name in RUN_AS_MAIN.findall(text))
     for node in ast.walk(ast.parse(text)):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
