@@ -41,7 +41,8 @@ import tasks
 objects = {}
 for module in list(sys.modules.values()):
     path = getattr(module, "__file__", None)
-    if path and os.path.realpath(path).startswith(os.getcwd() + os.sep):
+    ours = tuple(os.path.join(os.getcwd(), top) + os.sep for top in ("ginpipe", "tasks"))
+    if path and os.path.realpath(path).startswith(ours):
         objects.setdefault(os.path.realpath(path), set()).add(id(module))
 print(json.dumps({
     "shadow": shadow,
