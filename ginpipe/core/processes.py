@@ -71,13 +71,13 @@ class Processes:
 
     def start(self, step: PlannedStep) -> None:
         """Fork a process running ``step``; the budget it takes is held until it ends."""
+        self.pipeline.gather(step)  # a value to recompute is recomputed here, once
         cpus, gpus = self._wants(step)
         budget = self.budget
         devices = tuple(budget.gpus[:gpus])
         del budget.gpus[:gpus]
         budget.cpus -= cpus
         budget.slots -= 1
-        self.pipeline.gather(step)  # a value to recompute is recomputed here, once
         event = self.pipeline.started(step)
         logger.info(f"{self.pipeline.position(step)} {step.name}: running in a process")
         context = multiprocessing.get_context("fork")
