@@ -18,7 +18,8 @@ from ginpipe.base.errors import GinpipeError, TaskFailed
 from ginpipe.core.pipeline import Pipeline
 from ginpipe.core.plan import PlannedStep
 
-POLL_S = 0.2  # how often jobs are polled while other work waits
+# How often jobs are polled, and the longest a wait blocks while several executors have work out.
+POLL_S = 0.2
 
 
 @dataclass

@@ -18,14 +18,12 @@ import os
 from collections.abc import Mapping
 
 from ginpipe.base.errors import GinpipeError, TaskFailed
-from ginpipe.core.executors import Budget, Executor, Here, Outcome
+from ginpipe.core.executors import POLL_S, Budget, Executor, Here, Outcome
 from ginpipe.core.graph import dependencies
 from ginpipe.core.pipeline import Pipeline
 from ginpipe.core.placement import check_fits
 from ginpipe.core.plan import Place, PlannedStep
 from ginpipe.core.state import State
-
-POLL_S = 0.2  # the longest a wait blocks while more than one executor has work out
 
 
 def executors_for(pipeline: Pipeline, jobs: int = 1) -> dict[Place, Executor]:
